@@ -1,1 +1,486 @@
-/* placeholder */
+/* The broker's Redis side. A sync connection proves Redis at start-up; then one async
+ * connection, reconnected with backoff, carries pipelined EVALSHA calls from the event loop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include <omni/omni.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "redis_zmq.h"
+#include "store.h"
+
+extern const char lua_ingest[];
+extern const char lua_customer[];
+
+struct store {
+    const config_t *cfg;
+    char *host, *path;      /* tcp host or unix path */
+    int port, db;
+    char prefix[128];       /* "omni:{tenant}:" */
+    char stream_key[160];
+    char sha_ingest[41], sha_customer[41];
+    redis_zmq_t rz;
+    redisAsyncContext *ac;
+    store_state_t state;
+    int64_t reconnect_at_us;
+    int backoff_ms;
+    uint64_t last_seq;
+    size_t pending;
+};
+
+typedef enum { CALL_INGEST, CALL_CUSTOMER, CALL_TAIL, CALL_TAIL_REV, CALL_SEQ, CALL_PLAIN } call_kind_t;
+
+typedef struct {
+    store_t *st;
+    call_kind_t kind;
+    void *cb;
+    void *ud;
+} call_t;
+
+static int send_call(store_t *st, call_kind_t kind, void *cb, void *ud, int argc, const char **argv,
+                     const size_t *lens);
+static void start_connect(store_t *st);
+
+static int parse_url(store_t *st, const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "unix://", 7) == 0) {
+        st->path = strdup(url + 7);
+        return st->path ? 0 : OMNI_ENOMEM;
+    }
+    if (strncmp(url, "redis://", 8) == 0) {
+        const char *h = url + 8, *colon = strchr(h, ':'), *slash = strchr(h, '/');
+        size_t hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
+        st->host = strndup(h, hl);
+        st->port = colon ? atoi(colon + 1) : 6379;
+        st->db = slash ? atoi(slash + 1) : 0;
+        if (!st->host)
+            return OMNI_ENOMEM;
+        if (!*st->host || st->port <= 0 || st->port > 65535) {
+            snprintf(err, errlen, "bad Redis URL '%s' (want redis://host:port/db or unix:///path)", url);
+            return OMNI_ECONFIG;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "bad Redis URL '%s' (want redis://host:port/db or unix:///path)", url);
+    return OMNI_ECONFIG;
+}
+
+static int load_script(redisContext *c, const char *src, char sha[41], char *err, size_t errlen)
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", src);
+    int rc = 0;
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        snprintf(err, errlen, "Redis refused the broker's Lua script: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        rc = OMNI_EUNAVAIL;
+    } else {
+        memcpy(sha, r->str, 41);
+    }
+    if (r)
+        freeReplyObject(r);
+    return rc;
+}
+
+int store_new(const config_t *cfg, store_t **out, char *err, size_t errlen)
+{
+    int rc = OMNI_ENOMEM;
+    redisContext *c = NULL;
+    redisReply *r = NULL;
+    store_t *st = calloc(1, sizeof(*st));
+    if (!st)
+        goto out;
+    st->cfg = cfg;
+    st->backoff_ms = 100;
+    snprintf(st->prefix, sizeof(st->prefix), "omni:{%s}:", cfg->tenant);
+    snprintf(st->stream_key, sizeof(st->stream_key), "%sstream", st->prefix);
+    if ((rc = parse_url(st, cfg->redis, err, errlen)) != 0)
+        goto out;
+
+    struct timeval tv = {2, 0};
+    c = st->path ? redisConnectUnixWithTimeout(st->path, tv) : redisConnectWithTimeout(st->host, st->port, tv);
+    rc = OMNI_EUNAVAIL;
+    if (!c || c->err) {
+        snprintf(err, errlen, "cannot reach Redis at %s: %s", cfg->redis, c ? c->errstr : "out of memory");
+        goto out;
+    }
+    if (st->db && (r = redisCommand(c, "SELECT %d", st->db)) && r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "Redis at %s: SELECT %d: %s", cfg->redis, st->db, r->str);
+        goto out;
+    }
+    if ((rc = load_script(c, lua_ingest, st->sha_ingest, err, errlen)) ||
+        (rc = load_script(c, lua_customer, st->sha_customer, err, errlen)))
+        goto out;
+    start_connect(st);
+    *out = st;
+    st = NULL;
+    rc = 0;
+out:
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    store_destroy(&st);
+    return rc;
+}
+
+void store_destroy(store_t **pst)
+{
+    store_t *st = pst ? *pst : NULL;
+    if (!st)
+        return;
+    if (st->ac)
+        redisAsyncFree(st->ac); /* runs every pending callback with a NULL reply */
+    free(st->host);
+    free(st->path);
+    free(st);
+    *pst = NULL;
+}
+
+static void schedule_reconnect(store_t *st)
+{
+    st->state = STORE_DOWN;
+    st->ac = NULL;
+    st->reconnect_at_us = omni_mono_us() + st->backoff_ms * 1000LL;
+    st->backoff_ms = st->backoff_ms * 2 > 2000 ? 2000 : st->backoff_ms * 2;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    store_t *st = ac->data;
+    if (status != REDIS_OK) {
+        LOG_WARN("redis: connect to %s failed: %s", st->cfg->redis, ac->errstr);
+        schedule_reconnect(st);
+        return;
+    }
+    st->state = STORE_UP;
+    st->backoff_ms = 100;
+    LOG_INFO("redis: connected to %s", st->cfg->redis);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    store_t *st = ac->data;
+    if (status != REDIS_OK)
+        LOG_WARN("redis: connection to %s lost: %s", st->cfg->redis, ac->errstr);
+    metrics_inc(M_REDIS_RECONNECTS);
+    schedule_reconnect(st);
+}
+
+static void start_connect(store_t *st)
+{
+    redisAsyncContext *ac = st->path ? redisAsyncConnectUnix(st->path) : redisAsyncConnect(st->host, st->port);
+    if (!ac || ac->err) {
+        LOG_WARN("redis: connect to %s failed: %s", st->cfg->redis, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(st);
+        return;
+    }
+    ac->data = st;
+    st->ac = ac;
+    st->state = STORE_CONNECTING;
+    redis_zmq_attach(&st->rz, ac);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Commands on one connection run in order, so the scripts are loaded before any EVALSHA
+     * that follows, even on a freshly restarted Redis. */
+    char dbs[16];
+    snprintf(dbs, sizeof(dbs), "%d", st->db);
+    const char *sel[] = {"SELECT", dbs};
+    if (st->db)
+        send_call(st, CALL_PLAIN, NULL, NULL, 2, sel, NULL);
+    const char *l1[] = {"SCRIPT", "LOAD", lua_ingest}, *l2[] = {"SCRIPT", "LOAD", lua_customer};
+    send_call(st, CALL_PLAIN, NULL, NULL, 3, l1, NULL);
+    send_call(st, CALL_PLAIN, NULL, NULL, 3, l2, NULL);
+    char seqkey[160];
+    snprintf(seqkey, sizeof(seqkey), "%sseq", st->prefix);
+    const char *g[] = {"GET", seqkey};
+    send_call(st, CALL_SEQ, NULL, NULL, 2, g, NULL);
+}
+
+void store_pollitem(store_t *st, zmq_pollitem_t *it)
+{
+    redis_zmq_pollitem(&st->rz, it);
+}
+
+void store_handle(store_t *st, short revents)
+{
+    redis_zmq_handle(&st->rz, revents);
+}
+
+int store_timeout_ms(const store_t *st)
+{
+    if (st->state != STORE_DOWN)
+        return -1;
+    int64_t left = st->reconnect_at_us - omni_mono_us();
+    return left <= 0 ? 0 : (int)((left + 999) / 1000);
+}
+
+void store_tick(store_t *st)
+{
+    if (st->state == STORE_DOWN && omni_mono_us() >= st->reconnect_at_us)
+        start_connect(st);
+}
+
+store_state_t store_state(const store_t *st) { return st->state; }
+uint64_t store_last_seq(const store_t *st) { return st->last_seq; }
+size_t store_pending(const store_t *st) { return st->pending; }
+
+const char *store_state_name(const store_t *st)
+{
+    return st->state == STORE_UP ? "ok" : st->state == STORE_CONNECTING ? "connecting" : "down";
+}
+
+static uint64_t reply_u64(const redisReply *r)
+{
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return (uint64_t)r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoull(r->str, NULL, 10);
+    return 0;
+}
+
+static void finish_ingest(store_t *st, call_t *call, redisReply *r)
+{
+    store_ingest_cb cb = (store_ingest_cb)call->cb;
+    int err = !r ? OMNI_EUNAVAIL : 0;
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+              r->element[1]->type != REDIS_REPLY_ARRAY)) {
+        metrics_inc(M_REDIS_ERRORS);
+        LOG_ERROR("redis: ingest script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        /* NOSCRIPT means someone flushed the script cache: reload, and the client retries. */
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && st->ac) {
+            const char *l1[] = {"SCRIPT", "LOAD", lua_ingest}, *l2[] = {"SCRIPT", "LOAD", lua_customer};
+            send_call(st, CALL_PLAIN, NULL, NULL, 3, l1, NULL);
+            send_call(st, CALL_PLAIN, NULL, NULL, 3, l2, NULL);
+            err = OMNI_EUNAVAIL;
+        } else {
+            err = OMNI_EIO;
+        }
+    }
+    if (err) {
+        cb(err, NULL, 0, NULL, 0, call->ud);
+        return;
+    }
+    redisReply *rs = r->element[0], *es = r->element[1];
+    store_result_t res[rs->elements ? rs->elements : 1];
+    store_event_t ev[es->elements ? es->elements : 1];
+    size_t nr = 0, ne = 0;
+    for (size_t i = 0; i < rs->elements; i++) {
+        redisReply *e = rs->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4)
+            continue;
+        res[nr].duplicate = e->element[0]->integer != 0;
+        res[nr].customer_id = e->element[1]->type == REDIS_REPLY_STRING ? e->element[1]->str : "";
+        res[nr].conversation_id = e->element[2]->type == REDIS_REPLY_STRING ? e->element[2]->str : "";
+        res[nr].seq = reply_u64(e->element[3]);
+        nr++;
+    }
+    for (size_t i = 0; i < es->elements; i++) {
+        redisReply *e = es->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4)
+            continue;
+        ev[ne].seq = reply_u64(e->element[0]);
+        ev[ne].channel = e->element[1]->str;
+        ev[ne].kind = e->element[2]->str;
+        ev[ne].bytes = (const uint8_t *)e->element[3]->str;
+        ev[ne].len = e->element[3]->len;
+        if (ev[ne].seq > st->last_seq)
+            st->last_seq = ev[ne].seq;
+        ne++;
+    }
+    cb(0, res, nr, ev, ne, call->ud);
+}
+
+static void finish_customer(call_t *call, redisReply *r)
+{
+    store_customer_cb cb = (store_customer_cb)call->cb;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r)
+            metrics_inc(M_REDIS_ERRORS);
+        cb(r ? OMNI_EIO : OMNI_EUNAVAIL, NULL, NULL, 0, NULL, 0, call->ud);
+        return;
+    }
+    if (r->elements != 3) {
+        cb(0, NULL, NULL, 0, NULL, 0, call->ud);
+        return;
+    }
+    redisReply *ids = r->element[1], *convs = r->element[2];
+    const char *idv[ids->elements ? ids->elements : 1];
+    store_conv_t cv[convs->elements ? convs->elements : 1];
+    size_t nc = 0;
+    for (size_t i = 0; i < ids->elements; i++)
+        idv[i] = ids->element[i]->str;
+    for (size_t i = 0; i < convs->elements; i++) {
+        redisReply *e = convs->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4)
+            continue;
+        cv[nc].conversation_id = e->element[0]->str;
+        cv[nc].channel = e->element[1]->str;
+        cv[nc].state = e->element[2]->str;
+        cv[nc].opened_ms = (int64_t)reply_u64(e->element[3]);
+        nc++;
+    }
+    cb(0, r->element[0]->str, idv, ids->elements, cv, nc, call->ud);
+}
+
+/* XRANGE/XREVRANGE: [[id, [field, value, ...]], ...]; our entries carry field "e". */
+static void finish_tail(call_t *call, redisReply *r)
+{
+    store_tail_cb cb = (store_tail_cb)call->cb;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r)
+            metrics_inc(M_REDIS_ERRORS);
+        cb(r ? OMNI_EIO : OMNI_EUNAVAIL, NULL, 0, call->ud);
+        return;
+    }
+    store_entry_t ent[r->elements ? r->elements : 1];
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        redisReply *f = e->element[1];
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (strcmp(f->element[j]->str, "e") == 0) {
+                ent[n].bytes = (const uint8_t *)f->element[j + 1]->str;
+                ent[n].len = f->element[j + 1]->len;
+                n++;
+            }
+        }
+    }
+    if (call->kind == CALL_TAIL_REV) /* XREVRANGE answered newest first */
+        for (size_t i = 0; i < n / 2; i++) {
+            store_entry_t t = ent[i];
+            ent[i] = ent[n - 1 - i];
+            ent[n - 1 - i] = t;
+        }
+    cb(0, ent, n, call->ud);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    call_t *call = priv;
+    store_t *st = call->st;
+    redisReply *r = reply;
+    st->pending--;
+    switch (call->kind) {
+    case CALL_INGEST: finish_ingest(st, call, r); break;
+    case CALL_CUSTOMER: finish_customer(call, r); break;
+    case CALL_TAIL:
+    case CALL_TAIL_REV: finish_tail(call, r); break;
+    case CALL_SEQ:
+        if (r && reply_u64(r) > st->last_seq)
+            st->last_seq = reply_u64(r);
+        break;
+    case CALL_PLAIN:
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            metrics_inc(M_REDIS_ERRORS);
+            LOG_ERROR("redis: %s", r->str);
+        }
+        break;
+    }
+    free(call);
+}
+
+static int send_call(store_t *st, call_kind_t kind, void *cb, void *ud, int argc, const char **argv,
+                     const size_t *lens)
+{
+    if (!st->ac || st->state == STORE_DOWN)
+        return OMNI_EUNAVAIL;
+    call_t *call = malloc(sizeof(*call));
+    if (!call)
+        return OMNI_ENOMEM;
+    *call = (call_t){st, kind, cb, ud};
+    if (redisAsyncCommandArgv(st->ac, on_reply, call, argc, argv, lens) != REDIS_OK) {
+        free(call);
+        return OMNI_EUNAVAIL;
+    }
+    st->pending++;
+    return 0;
+}
+
+int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb cb, void *ud)
+{
+    size_t argc = 10; /* EVALSHA sha 1 key prefix tenant now window maxlen n */
+    for (size_t i = 0; i < n; i++)
+        argc += 8 + msgs[i].n_ids + msgs[i].n_refs + msgs[i].n_regs;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    char nums[6][24], *msgnums = malloc(n * 4 * 24);
+    int rc = OMNI_ENOMEM;
+    if (!argv || !lens || !msgnums)
+        goto out;
+    size_t a = 0;
+#define ARG(s, l) (argv[a] = (s), lens[a] = (l), a++)
+#define ARGS(s) ARG((s), strlen(s))
+    ARGS("EVALSHA");
+    ARGS(st->sha_ingest);
+    ARGS("1");
+    ARGS(st->stream_key);
+    ARGS(st->prefix);
+    ARGS(st->cfg->tenant);
+    snprintf(nums[0], 24, "%lld", (long long)omni_now_ms());
+    snprintf(nums[1], 24, "%lld", (long long)st->cfg->idempotency_window_s);
+    snprintf(nums[2], 24, "%lld", (long long)st->cfg->stream_maxlen);
+    snprintf(nums[3], 24, "%zu", n);
+    for (int k = 0; k < 4; k++)
+        ARGS(nums[k]);
+    for (size_t i = 0; i < n; i++) {
+        const store_msg_t *m = &msgs[i];
+        char *num = msgnums + i * 4 * 24;
+        snprintf(num, 24, "%d", m->chnum);
+        snprintf(num + 24, 24, "%zu", m->n_ids);
+        snprintf(num + 48, 24, "%zu", m->n_refs);
+        snprintf(num + 72, 24, "%zu", m->n_regs);
+        ARGS(m->channel);
+        ARGS(num);
+        ARGS(m->pmid);
+        ARGS(m->account ? m->account : "");
+        ARGS(num + 24);
+        for (size_t k = 0; k < m->n_ids; k++)
+            ARGS(m->ids[k]);
+        ARGS(num + 48);
+        for (size_t k = 0; k < m->n_refs; k++)
+            ARGS(m->refs[k]);
+        ARGS(num + 72);
+        for (size_t k = 0; k < m->n_regs; k++)
+            ARGS(m->regs[k]);
+        ARG((const char *)m->partial, m->partial_len);
+    }
+#undef ARG
+#undef ARGS
+    rc = send_call(st, CALL_INGEST, (void *)cb, ud, (int)a, argv, lens);
+out:
+    free(argv);
+    free(lens);
+    free(msgnums);
+    return rc;
+}
+
+int store_customer(store_t *st, const char *identity, store_customer_cb cb, void *ud)
+{
+    const char *argv[] = {"EVALSHA", st->sha_customer, "1", st->stream_key, st->prefix, identity};
+    return send_call(st, CALL_CUSTOMER, (void *)cb, ud, 6, argv, NULL);
+}
+
+int store_tail(store_t *st, uint64_t from_seq, unsigned last, unsigned limit, store_tail_cb cb, void *ud)
+{
+    char from[32], count[16];
+    if (from_seq > 0) {
+        snprintf(from, sizeof(from), "%llu-0", (unsigned long long)from_seq);
+        snprintf(count, sizeof(count), "%u", limit ? limit : 1000);
+        const char *argv[] = {"XRANGE", st->stream_key, from, "+", "COUNT", count};
+        return send_call(st, CALL_TAIL, (void *)cb, ud, 6, argv, NULL);
+    }
+    snprintf(count, sizeof(count), "%u", last ? last : 10);
+    const char *argv[] = {"XREVRANGE", st->stream_key, "+", "-", "COUNT", count};
+    return send_call(st, CALL_TAIL_REV, (void *)cb, ud, 6, argv, NULL);
+}

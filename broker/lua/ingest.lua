@@ -1,1 +1,175 @@
--- placeholder
+-- ingest.lua: the whole durable side of accepting a batch of inbound messages, atomically.
+-- Idempotency, identity resolution and merge, conversation threading, seq allocation and XADD
+-- of protobuf StreamEvents happen in one script call, so racing brokers can never split a customer.
+--
+-- KEYS[1] = the tenant's stream key (its hash tag routes the call on a Redis Cluster).
+-- ARGV = prefix, tenant, now_ms, idempotency window (s), stream maxlen (0 = unlimited), n,
+--        then per message: channel name, channel number, provider message id, channel account,
+--        n_ids, ids... (linkable identities, sender first), n_refs, refs... (thread keys in
+--        priority order; "c<id>" names a conversation directly), n_reg, reg... (thread keys this
+--        message makes point at its conversation), partial StreamEvent (time, tenant, channel,
+--        message) as protobuf bytes.
+-- Returns { results, events }: results = per message {duplicate(0/1), customer, conversation, seq};
+-- events = {seq, channel name, kind, bytes} for every appended event, in seq order.
+
+local P, tenant = ARGV[1], ARGV[2]
+local now, window, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
+local stream = KEYS[1]
+
+-- Protobuf encoding of the few field shapes a StreamEvent header needs (numbers < 2^53).
+local function varint(v)
+  local out = {}
+  repeat
+    local b = v % 128
+    v = (v - b) / 128
+    if v > 0 then b = b + 128 end
+    out[#out + 1] = string.char(b)
+  until v == 0
+  return table.concat(out)
+end
+local function fint(field, v)
+  if v == 0 then return '' end
+  return varint(field * 8) .. varint(v)
+end
+local function fbytes(field, s) -- always present, even empty (oneof members)
+  return varint(field * 8 + 2) .. varint(#s) .. s
+end
+local function fstr(field, s)
+  if s == nil or s == '' then return '' end
+  return fbytes(field, s)
+end
+
+local events = {}
+local function append(ch, chnum, kind, cust, conv, body)
+  local seq = redis.call('INCR', P .. 'seq')
+  local ev = fint(1, seq) .. fstr(4, cust) .. fstr(5, conv) .. body
+  if maxlen > 0 then
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, seq .. '-0', 'e', ev)
+  else
+    redis.call('XADD', stream, seq .. '-0', 'e', ev)
+  end
+  events[#events + 1] = { seq, ch, kind, ev }
+  return seq
+end
+local function common(chnum)
+  return fint(2, now) .. fstr(3, tenant) .. fint(6, chnum)
+end
+
+local function cust_num(c) return tonumber(string.sub(c, 5)) or 0 end
+
+-- Fold `gone` into `keep`: identities, conversations and open-conversation slots move over.
+local function merge(keep, gone, ch, chnum)
+  local ids = redis.call('SMEMBERS', P .. 'cus:' .. gone .. ':ids')
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    redis.call('SET', P .. 'ident:' .. id, keep)
+    redis.call('SADD', P .. 'cus:' .. keep .. ':ids', id)
+  end
+  local convs = redis.call('ZRANGE', P .. 'cus:' .. gone .. ':convs', 0, -1, 'WITHSCORES')
+  local moved = {}
+  for j = 1, #convs, 2 do
+    redis.call('ZADD', P .. 'cus:' .. keep .. ':convs', convs[j + 1], convs[j])
+    redis.call('HSET', P .. 'conv:' .. convs[j], 'customer', keep)
+    moved[#moved + 1] = convs[j]
+  end
+  local open = redis.call('HGETALL', P .. 'cus:' .. gone .. ':open')
+  for j = 1, #open, 2 do
+    redis.call('HSETNX', P .. 'cus:' .. keep .. ':open', open[j], open[j + 1])
+  end
+  redis.call('DEL', P .. 'cus:' .. gone .. ':ids', P .. 'cus:' .. gone .. ':convs', P .. 'cus:' .. gone .. ':open')
+  redis.call('HSET', P .. 'cus:' .. gone, 'merged_into', keep, 'merged_ms', now)
+  local sub = fstr(1, keep) .. fstr(2, gone)
+  for _, id in ipairs(ids) do sub = sub .. fbytes(3, id) end
+  for _, c in ipairs(moved) do sub = sub .. fbytes(4, c) end
+  append(ch, chnum, 'customer_merged', keep, '', common(chnum) .. fbytes(11, sub))
+end
+
+local function conv_open(conv)
+  return redis.call('HGET', P .. 'conv:' .. conv, 'state') == 'open'
+end
+
+local results = {}
+local i = 7
+for _ = 1, n do
+  local ch, chnum, pmid, account = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local nids = tonumber(ARGV[i + 4]); i = i + 5
+  local ids = {}
+  for k = 1, nids do ids[k] = ARGV[i]; i = i + 1 end
+  local nrefs = tonumber(ARGV[i]); i = i + 1
+  local refs = {}
+  for k = 1, nrefs do refs[k] = ARGV[i]; i = i + 1 end
+  local nreg = tonumber(ARGV[i]); i = i + 1
+  local regs = {}
+  for k = 1, nreg do regs[k] = ARGV[i]; i = i + 1 end
+  local partial = ARGV[i]; i = i + 1
+
+  local idem = P .. 'idem:' .. ch .. ':' .. pmid
+  local prev = redis.call('GET', idem)
+  if prev then
+    local c, v, s = string.match(prev, '^(%S+) (%S+) (%d+)$')
+    results[#results + 1] = { 1, c, v, tonumber(s) }
+  else
+    -- Which customers do these identities already belong to? The oldest one survives.
+    local seen, custs, owned = {}, {}, {}
+    for _, id in ipairs(ids) do
+      local c = redis.call('GET', P .. 'ident:' .. id)
+      if c then owned[id] = true end
+      if c and not seen[c] then seen[c] = true; custs[#custs + 1] = c end
+    end
+    table.sort(custs, function(a, b) return cust_num(a) < cust_num(b) end)
+    local cust
+    if #custs == 0 then
+      cust = 'cus_' .. redis.call('INCR', P .. 'next:cus')
+      redis.call('HSET', P .. 'cus:' .. cust, 'created_ms', now)
+    else
+      cust = custs[1]
+      for j = 2, #custs do merge(cust, custs[j], ch, chnum) end
+    end
+    -- Identities that already had an owner point at `cust` now (merge re-pointed them).
+    for _, id in ipairs(ids) do
+      if not owned[id] then
+        redis.call('SET', P .. 'ident:' .. id, cust)
+        redis.call('SADD', P .. 'cus:' .. cust .. ':ids', id)
+      end
+    end
+
+    -- Threading first (In-Reply-To, References right to left, reply tokens), then the
+    -- customer's open conversation on this channel, else a new one.
+    local conv
+    for _, r in ipairs(refs) do
+      local v
+      if string.sub(r, 1, 1) == 'c' then
+        v = string.sub(r, 2)
+        if redis.call('EXISTS', P .. 'conv:' .. v) == 0 then v = nil end
+      else
+        v = redis.call('GET', P .. 'thread:' .. ch .. ':' .. r)
+      end
+      if v then conv = v; break end
+    end
+    if conv and not conv_open(conv) then
+      redis.call('HSET', P .. 'conv:' .. conv, 'state', 'open')
+    end
+    if not conv then
+      conv = redis.call('HGET', P .. 'cus:' .. cust .. ':open', ch)
+      if conv and not conv_open(conv) then conv = nil end
+    end
+    if not conv then
+      conv = 'cnv_' .. redis.call('INCR', P .. 'next:cnv')
+      redis.call('HSET', P .. 'conv:' .. conv, 'customer', cust, 'channel', ch, 'state', 'open',
+        'account', account, 'opened_ms', now)
+      redis.call('HSET', P .. 'cus:' .. cust .. ':open', ch, conv)
+      redis.call('ZADD', P .. 'cus:' .. cust .. ':convs', now, conv)
+      append(ch, chnum, 'conversation_opened', cust, conv,
+        common(chnum) .. fbytes(12, fstr(1, account) .. fstr(2, pmid)))
+    end
+    for _, r in ipairs(regs) do
+      redis.call('SET', P .. 'thread:' .. ch .. ':' .. r, conv)
+    end
+
+    local seq = append(ch, chnum, 'message', cust, conv, partial)
+    redis.call('SET', idem, cust .. ' ' .. conv .. ' ' .. seq, 'EX', window)
+    results[#results + 1] = { 0, cust, conv, seq }
+  end
+end
+return { results, events }

@@ -1,0 +1,89 @@
+/* The broker's Redis side: one async hiredis connection polled by the event loop, the Lua
+ * scripts (loaded once, called by SHA), and typed calls for ingest, customer lookup and tail. */
+#ifndef OMNI_STORE_H
+#define OMNI_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "config.h"
+
+typedef struct store store_t;
+
+typedef enum { STORE_DOWN, STORE_CONNECTING, STORE_UP } store_state_t;
+
+/* One message of an ingest batch, borrowed for the duration of store_ingest(). */
+typedef struct {
+    const char *channel;        /* "email" ... */
+    int chnum;                  /* Omni__V1__Channel */
+    const char *pmid;           /* provider message id */
+    const char *account;
+    const char *const *ids;     /* linkable normalized identities, sender first */
+    size_t n_ids;
+    const char *const *refs;    /* thread keys in priority order; "c<conversation id>" for tokens */
+    size_t n_refs;
+    const char *const *regs;    /* thread keys to point at this message's conversation */
+    size_t n_regs;
+    const uint8_t *partial;     /* StreamEvent with time, tenant, channel and message set */
+    size_t partial_len;
+} store_msg_t;
+
+typedef struct {
+    int duplicate;
+    const char *customer_id;    /* borrowed from the reply, valid during the callback */
+    const char *conversation_id;
+    uint64_t seq;
+} store_result_t;
+
+typedef struct {
+    uint64_t seq;
+    const char *channel;
+    const char *kind;           /* "message", "customer_merged", "conversation_opened" */
+    const uint8_t *bytes;       /* packed StreamEvent */
+    size_t len;
+} store_event_t;
+
+/* err is 0, OMNI_EUNAVAIL (Redis down or connection lost: retry) or OMNI_EIO (script error). */
+typedef void (*store_ingest_cb)(int err, const store_result_t *res, size_t n_res,
+                                const store_event_t *ev, size_t n_ev, void *ud);
+
+typedef struct {
+    const char *conversation_id, *channel, *state;
+    int64_t opened_ms;
+} store_conv_t;
+
+/* customer_id NULL: identity unknown. */
+typedef void (*store_customer_cb)(int err, const char *customer_id, const char *const *ids, size_t n_ids,
+                                  const store_conv_t *convs, size_t n_convs, void *ud);
+
+typedef struct {
+    const uint8_t *bytes;
+    size_t len;
+} store_entry_t;
+
+typedef void (*store_tail_cb)(int err, const store_entry_t *entries, size_t n, void *ud);
+
+/* Connect synchronously once to prove Redis is there and load the scripts (start-up check).
+ * On failure returns OMNI_EUNAVAIL / OMNI_ECONFIG with one line in err. cfg is borrowed. */
+int store_new(const config_t *cfg, store_t **out, char *err, size_t errlen);
+void store_destroy(store_t **st);
+
+/* Event-loop integration: one poll item, a timer for reconnects, and the handler. */
+void store_pollitem(store_t *st, zmq_pollitem_t *it);
+void store_handle(store_t *st, short revents);
+int store_timeout_ms(const store_t *st);
+void store_tick(store_t *st);
+
+store_state_t store_state(const store_t *st);
+const char *store_state_name(const store_t *st);
+uint64_t store_last_seq(const store_t *st);
+size_t store_pending(const store_t *st); /* calls waiting for a reply */
+
+/* Queue one script call for the batch; cb runs exactly once (also on disconnect/shutdown). */
+int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb cb, void *ud);
+int store_customer(store_t *st, const char *identity, store_customer_cb cb, void *ud);
+/* from_seq > 0: events from that seq on (at most limit); else the last `last` events, oldest first. */
+int store_tail(store_t *st, uint64_t from_seq, unsigned last, unsigned limit, store_tail_cb cb, void *ud);
+
+#endif
