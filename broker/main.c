@@ -120,8 +120,12 @@ static void *bind_socket(void *zctx, int type, const char *name, const char *end
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
     if (type == ZMQ_ROUTER) {
         int hwm = 100000;
+        /* Frames above twice the limit are not worth a nack: libzmq drops the peer before
+         * buffering them, which bounds what one client can make us allocate. */
+        int64_t maxmsg = (int64_t)cfg->max_frame_bytes * 2 + 65536;
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
     }
     if (cfg->curve_secret &&
         (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) ||
