@@ -45,17 +45,21 @@ typedef struct {
 /* Fill with defaults (every string heap-allocated). Returns 0 or OMNI_ENOMEM. */
 int config_defaults(config_t *cfg);
 
-/* Overlay a YAML file. On error returns OMNI_ECONFIG (or OMNI_EIO if unreadable) and writes
- * one human line ("FILE:LINE: what is wrong") into err. Unknown keys are errors. */
+/* Overlay a YAML file. On error returns OMNI_ECONFIG (or OMNI_EIO if unreadable, OMNI_ENOMEM)
+ * and writes one human line ("FILE:LINE: what is wrong") into err. Unknown keys are errors.
+ * After an error cfg may hold part of the file's values; it stays valid for config_free(). */
 int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
 
 /* Check cross-field rules (CURVE keys valid Z85 of 40 chars; plain allowed or keys set;
- * limits > 0; endpoints non-empty). Same error convention. */
+ * limits > 0; endpoints non-empty). Same error convention, with the key name in place of
+ * FILE:LINE ("listen.http: ..."), since values may come from flags. */
 int config_validate(const config_t *cfg, char *err, size_t errlen);
 
-/* Replace a string field (used by command-line overrides). Returns 0 or OMNI_ENOMEM. */
+/* Replace a string field (used by command-line overrides) with a copy of value; NULL clears
+ * it. Returns 0 or OMNI_ENOMEM (the field is then unchanged). */
 int config_set_str(char **field, const char *value);
 
+/* Free every string; safe on a zeroed or already freed config. */
 void config_free(config_t *cfg);
 
 #endif
