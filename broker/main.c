@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "store.h"
@@ -39,7 +40,7 @@ static void usage(FILE *f)
             "  --agents ENDPOINT    agents connect here (default tcp://127.0.0.1:5561; routing not in this version)\n"
             "  --stream ENDPOINT    stream PUB socket (default tcp://127.0.0.1:5562)\n"
             "  --control ENDPOINT   omnictl connects here (default tcp://127.0.0.1:5563)\n"
-            "  --http HOST:PORT     HTTP for /metrics and /healthz (default 127.0.0.1:8080; not served yet)\n"
+            "  --http HOST:PORT     HTTP /metrics and /healthz (default 127.0.0.1:8080; port 0 = any)\n"
             "  --tenant NAME        tenant of this broker's keys (default \"default\")\n"
             "  --log-level LEVEL    debug|info|warn|error (default info)\n"
             "  --log-format FORMAT  text|json (default text)\n"
@@ -153,6 +154,7 @@ int main(int argc, char **argv)
     ingest_t *in = NULL;
     control_t *ctl = NULL;
     zap_t *zap = NULL;
+    http_t *http = NULL;
 
     if (config_defaults(&cfg) != 0)
         return fail("out of memory");
@@ -184,47 +186,59 @@ int main(int argc, char **argv)
         fail(err);
         goto out;
     }
+    if (http_new(cfg.http, st, &http, err, sizeof(err)) != 0) {
+        fail(err);
+        goto out;
+    }
     int64_t started_ms = omni_now_ms();
     if (ingest_new(&cfg, st, ingress, pub, started_ms, &in) != 0 ||
         control_new(&cfg, st, in, control, started_ms, &ctl) != 0) {
         fail("out of memory");
         goto out;
     }
-    LOG_INFO("omni-broker %s: ingress %s, control %s, stream %s, redis %s, tenant %s%s", OMNI_VERSION, cfg.ingress,
-             cfg.control, cfg.stream, cfg.redis, cfg.tenant, cfg.curve_secret ? ", CURVE on" : "");
+    LOG_INFO("omni-broker %s: ingress %s, control %s, stream %s, http port %d, redis %s, tenant %s%s", OMNI_VERSION,
+             cfg.ingress, cfg.control, cfg.stream, http_port(http), cfg.redis, cfg.tenant,
+             cfg.curve_secret ? ", CURVE on" : "");
 
     int64_t next_tick = omni_mono_us();
     while (!stopping) {
-        zmq_pollitem_t items[4] = {
+        enum { I_INGRESS, I_CONTROL, I_REDIS, I_HTTP, I_ZAP };
+        zmq_pollitem_t items[5] = {
             {ingress, 0, ingest_can_read(in) ? ZMQ_POLLIN : 0, 0},
             {control, 0, ZMQ_POLLIN, 0},
-            {0},
-            {zap ? zap_socket(zap) : NULL, 0, zap ? ZMQ_POLLIN : 0, 0},
         };
-        store_pollitem(st, &items[2]);
-        int timeout = store_timeout_ms(st);
-        int64_t tick_ms = (next_tick - omni_mono_us()) / 1000;
-        if (tick_ms < 0)
-            tick_ms = 0;
-        if (timeout < 0 || timeout > tick_ms)
-            timeout = (int)tick_ms;
-        int n = zmq_poll(items, zap ? 4 : 3, timeout);
+        store_pollitem(st, &items[I_REDIS]);
+        http_pollitem(http, &items[I_HTTP]);
+        if (zap)
+            items[I_ZAP] = (zmq_pollitem_t){zap_socket(zap), 0, ZMQ_POLLIN, 0};
+        int timeout = (int)((next_tick - omni_mono_us()) / 1000);
+        int t2 = store_timeout_ms(st), t3 = http_timeout_ms(http);
+        if (timeout < 0)
+            timeout = 0;
+        if (t2 >= 0 && t2 < timeout)
+            timeout = t2;
+        if (t3 >= 0 && t3 < timeout)
+            timeout = t3;
+        int n = zmq_poll(items, zap ? 5 : 4, timeout);
         if (n < 0 && errno != EINTR) {
             LOG_ERROR("zmq_poll: %s", zmq_strerror(errno));
             break;
         }
         if (n > 0) {
-            if (items[2].revents)
-                store_handle(st, items[2].revents);
-            if (zap && items[3].revents)
+            if (items[I_REDIS].revents)
+                store_handle(st, items[I_REDIS].revents);
+            if (zap && items[I_ZAP].revents)
                 zap_handle(zap);
-            if (items[0].revents & ZMQ_POLLIN)
+            if (items[I_INGRESS].revents & ZMQ_POLLIN)
                 ingest_read(in);
-            if (items[1].revents & ZMQ_POLLIN)
+            if (items[I_CONTROL].revents & ZMQ_POLLIN)
                 control_read(ctl);
             ingest_flush(in);
         }
+        if (n > 0 && items[I_HTTP].revents)
+            http_run(http);
         if (omni_mono_us() >= next_tick) {
+            http_run(http); /* its connection timeouts */
             store_tick(st);
             ingest_tick(in);
             next_tick = omni_mono_us() + 200 * 1000;
@@ -243,6 +257,7 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
+    http_destroy(&http);
     store_destroy(&st); /* pending callbacks run now, while the sockets still exist */
     control_destroy(&ctl);
     ingest_destroy(&in);

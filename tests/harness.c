@@ -117,8 +117,8 @@ int h_broker_spawn(h_env_t *h, const char *const *extra, char *err, size_t errle
     snprintf(log, sizeof(log), "%s/broker.log", h->dir);
     const char *argv[32] = {env_or("OMNI_BROKER_BIN", "omni-broker"), "--redis", h->redis_url, "--ingress",
                             h->ingress, "--control", h->control, "--stream", h->stream, "--agents", h->agents,
-                            "--log-level", "debug"};
-    int a = 13;
+                            "--log-level", "debug", "--http", "127.0.0.1:0"};
+    int a = 15;
     if (h->config[0]) {
         argv[a++] = "--config";
         argv[a++] = h->config;
