@@ -1,7 +1,13 @@
 /* Broker ingest end to end: real redis-server, real omni-broker, the SDK and raw ZeroMQ peers.
  * Acks only after the append, duplicates, every rejection with its counter, garbage frames. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include <criterion/criterion.h>
@@ -263,4 +269,55 @@ Test(ingest, events_are_published_in_seq_order)
     omni_adapter_destroy(&ad);
     zmq_close(sub);
     zmq_ctx_term(ctx);
+}
+
+/* GET path on the broker's HTTP port (read from its start-up log line); returns the status. */
+static int http_get(const char *path, char *body, size_t bodylen)
+{
+    char log[256], line[512];
+    int port = 0;
+    snprintf(log, sizeof(log), "%s/broker.log", H.dir);
+    FILE *f = fopen(log, "r");
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, "http port "))
+            port = atoi(strstr(line, "http port ") + 10);
+    fclose(f);
+    cr_assert_gt(port, 0, "no http port in the broker log");
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    dprintf(s, "GET %s HTTP/1.0\r\n\r\n", path);
+    size_t n = 0;
+    ssize_t r;
+    while (n < bodylen - 1 && (r = read(s, body + n, bodylen - 1 - n)) > 0)
+        n += (size_t)r;
+    body[n] = 0;
+    close(s);
+    return atoi(body + 9);
+}
+
+Test(ingest, healthz_and_metrics)
+{
+    static char body[65536];
+    cr_assert_eq(http_get("/healthz", body, sizeof(body)), 200, "%s", body);
+    omni_adapter_t *ad = h_adapter(&H, "t-http", OMNI__V1__CHANNEL__CHANNEL_CHAT, NULL, NULL);
+    Omni__V1__InboundMessage m;
+    h_ack_t ack;
+    h_msg(&m, OMNI__V1__CHANNEL__CHANNEL_CHAT, "h1", "chat:v1", NULL, "hi");
+    cr_assert_eq(h_send(ad, &m, &ack, 5000), 0);
+    omni_adapter_destroy(&ad);
+    cr_assert_eq(http_get("/metrics", body, sizeof(body)), 200);
+    cr_assert(strstr(body, "\nomni_messages_accepted 1\n"), "%s", body);
+    cr_assert(strstr(body, "\nomni_stream_last_seq 2\n"), "%s", body);
+    cr_assert_eq(http_get("/nope", body, sizeof(body)), 404);
+    h_redis_stop(&H, SIGKILL);
+    int status = 0;
+    for (int i = 0; i < 100 && status != 503; i++) {
+        status = http_get("/healthz", body, sizeof(body));
+        if (status != 503)
+            usleep(20000); /* the broker notices the lost connection on its next read */
+    }
+    cr_assert_eq(status, 503, "healthz must fail while Redis is down");
 }
