@@ -343,3 +343,94 @@ void h_customer_of(const h_env_t *h, const char *identity, char *out, size_t out
         freeReplyObject(r);
     redisFree(c);
 }
+
+/* ---- appended for the security suite: configs and CURVE ---- */
+
+void h_prepare(h_env_t *h)
+{
+    memset(h, 0, sizeof(*h));
+    snprintf(h->dir, sizeof(h->dir), "%s/omni-test.XXXXXX", env_or("TMPDIR", "/tmp"));
+    cr_assert(mkdtemp(h->dir), "mkdtemp: %s", strerror(errno));
+    snprintf(h->redis_sock, sizeof(h->redis_sock), "%s/redis.sock", h->dir);
+    snprintf(h->redis_url, sizeof(h->redis_url), "unix://%s", h->redis_sock);
+    snprintf(h->ingress, sizeof(h->ingress), "ipc://%s/ingress", h->dir);
+    snprintf(h->control, sizeof(h->control), "ipc://%s/control", h->dir);
+    snprintf(h->stream, sizeof(h->stream), "ipc://%s/stream", h->dir);
+    snprintf(h->agents, sizeof(h->agents), "ipc://%s/agents", h->dir);
+}
+
+void h_write_config(h_env_t *h, const char *yaml)
+{
+    snprintf(h->config, sizeof(h->config), "%s/omni.yaml", h->dir);
+    FILE *f = fopen(h->config, "w");
+    cr_assert(f, "cannot write %s: %s", h->config, strerror(errno));
+    fputs(yaml, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* control_alive over CURVE with the given keys. */
+static int control_alive_curve(const h_env_t *h, const char *server_pub, const char *client_pub,
+                               const char *client_sec, int timeout_ms)
+{
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0, ok = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, client_pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, client_sec, 40);
+    zmq_connect(s, h->control);
+    Omni__V1__ControlRequest req = OMNI__V1__CONTROL_REQUEST__INIT;
+    Omni__V1__StatusRequest sr = OMNI__V1__STATUS_REQUEST__INIT;
+    req.id = 1;
+    req.body_case = OMNI__V1__CONTROL_REQUEST__BODY_STATUS;
+    req.status = &sr;
+    uint8_t buf[64];
+    size_t len = omni__v1__control_request__pack(&req, buf);
+    zmq_send(s, buf, len, 0);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) > 0)
+        ok = 1;
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return ok;
+}
+
+void h_setup_with_config(h_env_t *h, const char *yaml, const char *server_pub, const char *client_pub,
+                         const char *client_sec)
+{
+    h_prepare(h);
+    h_redis_start(h);
+    h_write_config(h, yaml);
+    if (!server_pub || !client_pub || !client_sec) {
+        h_broker_start(h);
+        return;
+    }
+    char err[1024] = "";
+    int rc = h_broker_spawn(h, NULL, err, sizeof(err));
+    cr_assert_eq(rc, -1, "omni-broker exited with %d: %s", rc, err);
+    for (int i = 0; i < 50; i++)
+        if (control_alive_curve(h, server_pub, client_pub, client_sec, 200))
+            return;
+    cr_assert_fail("omni-broker did not answer over CURVE on %s", h->control);
+}
+
+omni_adapter_t *h_adapter_curve(const h_env_t *h, const char *id, Omni__V1__Channel ch, const char *server_pub,
+                                const char *client_pub, const char *client_sec)
+{
+    omni_adapter_opts_t o;
+    omni_adapter_t *ad = NULL;
+    omni_adapter_opts_init(&o);
+    o.broker = h->ingress;
+    o.adapter_id = id;
+    o.channel = ch;
+    o.ack_timeout_ms = 300;
+    o.backoff_max_ms = 1000;
+    o.heartbeat_ms = 300;
+    o.outbox_max = 20000;
+    o.curve_server_key = server_pub;
+    o.curve_public_key = client_pub;
+    o.curve_secret_key = client_sec;
+    o.on_ack = copy_ack;
+    cr_assert_eq(omni_adapter_new(&o, &ad), 0);
+    return ad;
+}

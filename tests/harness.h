@@ -59,4 +59,23 @@ long long h_counter(const h_env_t *h, const char *name);
 /* Customer id an identity belongs to ("" if none), straight from Redis. */
 void h_customer_of(const h_env_t *h, const char *identity, char *out, size_t outlen);
 
+
+/* ---- appended for the security suite: configs and CURVE ---- */
+
+/* Temp dir and ipc:// endpoints only, as h_setup does first; no process is started. */
+void h_prepare(h_env_t *h);
+
+/* Write yaml to h->dir/omni.yaml and point h->config at it (passed as --config from now on). */
+void h_write_config(h_env_t *h, const char *yaml);
+
+/* h_prepare + redis + h_write_config(yaml) + broker. With server_pub/client_pub/client_sec all
+ * non-NULL, readiness is checked over CURVE with that client key pair (which must be allowed);
+ * otherwise over plain ZeroMQ as h_broker_start does. */
+void h_setup_with_config(h_env_t *h, const char *yaml, const char *server_pub, const char *client_pub,
+                         const char *client_sec);
+
+/* h_adapter with CURVE keys (all three NULL: plain). Acks go where h_send wants them. */
+omni_adapter_t *h_adapter_curve(const h_env_t *h, const char *id, Omni__V1__Channel ch, const char *server_pub,
+                                const char *client_pub, const char *client_sec);
+
 #endif
