@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include <yaml.h>
@@ -450,8 +451,14 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
     FILE *f;
     int rc = 0;
 
+    struct stat sb;
     if (!(f = fopen(path, "rb"))) {
         config_err(err, errlen, "%s: %s", path, strerror(errno));
+        return OMNI_EIO;
+    }
+    if (fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode)) { /* fopen happily opens a directory */
+        config_err(err, errlen, "%s: not a regular file", path);
+        fclose(f);
         return OMNI_EIO;
     }
     if (!yaml_parser_initialize(&parser)) {
