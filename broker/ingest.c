@@ -319,7 +319,8 @@ void ingest_flush(ingest_t *in)
                 .partial = q->partial, .partial_len = q->partial_len,
             };
         }
-        rc = store_state(in->st) == STORE_UP ? store_ingest(in->st, msgs, n, on_stored, b) : OMNI_EUNAVAIL;
+        /* While connecting, hiredis queues the call: only a down link refuses at once. */
+        rc = store_state(in->st) != STORE_DOWN ? store_ingest(in->st, msgs, n, on_stored, b) : OMNI_EUNAVAIL;
     }
     if (rc == 0) {
         in->inflight += n;

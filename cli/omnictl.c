@@ -689,11 +689,24 @@ static int ctl_cmd_send(ctl_conn_t *c, ctl_args_t *a)
     Omni__V1__ControlReply *rep;
     req.body_case = OMNI__V1__CONTROL_REQUEST__BODY_SEND;
     req.send = &m;
-    int rc = ctl_request(c, &req, &rep);
-    if (rc == CTL_EXIT_OK)
-        rc = ctl_expect(rep, OMNI__V1__CONTROL_REPLY__BODY_ACK, "ack");
-    if (rc != CTL_EXIT_OK)
-        return rc;
+    /* Like the SDK: a retryable refusal (storage reconnecting) is retried, with backoff,
+     * within the --timeout budget; the same provider id makes a retry safe. */
+    int64_t deadline = omni_mono_us() + (int64_t)a->o.timeout_ms * 1000;
+    int rc, backoff_ms = 50;
+    for (;;) {
+        rc = ctl_request(c, &req, &rep);
+        if (rc == CTL_EXIT_OK)
+            rc = ctl_expect(rep, OMNI__V1__CONTROL_REPLY__BODY_ACK, "ack");
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        if (rep->ack->accepted || !rep->ack->retryable ||
+            omni_mono_us() + backoff_ms * 1000LL >= deadline)
+            break;
+        omni__v1__control_reply__free_unpacked(rep, NULL);
+        struct timespec ts = {0, backoff_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff_ms = backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2;
+    }
 
     const Omni__V1__Ack *ack = rep->ack;
     char reason[48];

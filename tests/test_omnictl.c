@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -721,6 +722,7 @@ Test(omnictl, tail_follow_prints_live_events_and_stops_on_sigint)
     cr_assert(pid >= 0);
     if (pid == 0) {
         const char *bin = getenv("OMNICTL_BIN") && *getenv("OMNICTL_BIN") ? getenv("OMNICTL_BIN") : "omnictl";
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
