@@ -155,7 +155,7 @@ int config_defaults(config_t *cfg)
     cfg->idempotency_window_s = 604800;
     cfg->stream_maxlen = 10000000;
     cfg->heartbeat_ms = 2000;
-    cfg->allow_plain = 1;
+    cfg->allow_plain = -1; /* unset: plain only while every endpoint is local */
     return 0;
 }
 
@@ -555,6 +555,18 @@ static int config_tenant_ok(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
+/* ipc://, inproc:// and tcp:// on 127.0.0.0/8, ::1 or localhost cannot be reached from
+ * another host. */
+static int config_endpoint_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return 1;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return 0;
+    const char *h = ep + 6;
+    return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 || strncmp(h, "[::1]:", 6) == 0;
+}
+
 int config_validate(const config_t *cfg, char *err, size_t errlen)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -691,6 +703,21 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
     if (!cfg->allow_plain && config_empty(cfg->curve_secret)) {
         config_err(err, errlen, "security.allow_plain: false needs server_public_key and server_secret_key");
         return OMNI_ECONFIG;
+    }
+    /* Unauthenticated plain sockets are the dev default only where nobody else can reach
+     * them; anything wider has to be asked for. */
+    if (cfg->allow_plain < 0 && config_empty(cfg->curve_secret)) {
+        const char *const names[] = {"listen.ingress", "listen.agents", "listen.stream", "listen.control"};
+        const char *const eps[] = {cfg->ingress, cfg->agents, cfg->stream, cfg->control};
+        for (size_t i = 0; i < 4; i++) {
+            if (!config_endpoint_local(eps[i])) {
+                config_err(err, errlen,
+                           "%s: %s is not a loopback endpoint; set security.allow_plain: true to accept "
+                           "unauthenticated connections there, or configure CURVE keys",
+                           names[i], eps[i]);
+                return OMNI_ECONFIG;
+            }
+        }
     }
     return 0;
 }

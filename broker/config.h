@@ -35,7 +35,8 @@ typedef struct {
     int heartbeat_ms;             /* adapter expiry is 3x the adapter's own interval; default 2000 */
 
     /* security: CURVE on ingress, agents, control and stream when server keys are set */
-    int allow_plain;           /* 1: accept unauthenticated plain connections (dev default on loopback) */
+    int allow_plain;           /* 1: accept plain (unauthenticated) connections; 0: never; -1 (default):
+                                * only when every ZeroMQ endpoint is loopback/ipc */
     char *curve_public;        /* Z85 server public key */
     char *curve_secret;        /* Z85 server secret key */
     char *client_keys[CONFIG_MAX_CLIENT_KEYS]; /* Z85 public keys allowed to connect */

@@ -102,7 +102,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.idempotency_window_s, 604800);
     cr_assert_eq(cfg.stream_maxlen, 10000000);
     cr_assert_eq(cfg.heartbeat_ms, 2000);
-    cr_assert_eq(cfg.allow_plain, 1);
+    cr_assert_eq(cfg.allow_plain, -1, "unset: plain only on loopback");
     cr_assert_null(cfg.curve_public);
     cr_assert_null(cfg.curve_secret);
     cr_assert_eq(cfg.n_client_keys, 0);
@@ -394,6 +394,21 @@ Test(config, allow_plain_false_needs_keys)
     config_set_str(&cfg.curve_public, pub);
     config_set_str(&cfg.curve_secret, sec);
     cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(config, plain_beyond_loopback_must_be_asked_for)
+{
+    config_set_str(&cfg.ingress, "tcp://0.0.0.0:5560");
+    expect_invalid("listen.ingress: tcp://0.0.0.0:5560 is not a loopback endpoint");
+    config_set_str(&cfg.ingress, "tcp://localhost:5560");
+    config_set_str(&cfg.control, "tcp://10.0.0.5:5563");
+    expect_invalid("listen.control");
+    config_set_str(&cfg.control, "ipc:///run/omni/control");
+    cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    config_set_str(&cfg.stream, "tcp://192.168.1.10:5562");
+    const char *path = write_file("plain.yaml", "security:\n  allow_plain: true\n");
+    cr_assert_eq(config_load_file(&cfg, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "explicit allow_plain: %s", err);
 }
 
 Test(config, cross_field_rules)
