@@ -54,8 +54,7 @@ static void reply(const reply_to_t *to, Omni__V1__ControlReply *rep)
     if (!buf)
         return;
     omni__v1__control_reply__pack(rep, buf);
-    if (zmq_send(to->sock, to->rid, to->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(to->sock, buf, len, ZMQ_DONTWAIT);
+    reply_send(to, buf, len);
     free(buf);
 }
 
@@ -257,30 +256,15 @@ static void handle(control_t *c, reply_to_t *to, const uint8_t *data, size_t len
 
 int control_read(control_t *c)
 {
-    int n = 0;
-    for (;;) {
-        zmq_msg_t rid, body;
-        zmq_msg_init(&rid);
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&rid, c->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&rid);
-            zmq_msg_close(&body);
-            break;
-        }
+    int n = 0, rc;
+    reply_to_t to;
+    zmq_msg_t body;
+    while ((rc = reply_recv(c->sock, &to, &body)) >= 0) {
         n++;
-        reply_to_t to = {.sock = c->sock};
-        to.rid_len = (uint8_t)(zmq_msg_size(&rid) > sizeof(to.rid) ? sizeof(to.rid) : zmq_msg_size(&rid));
-        memcpy(to.rid, zmq_msg_data(&rid), to.rid_len);
-        if (zmq_msg_more(&rid) && zmq_msg_recv(&body, c->sock, 0) >= 0) {
-            if (zmq_msg_more(&body)) {
-                while (zmq_msg_more(&body) && zmq_msg_recv(&body, c->sock, 0) >= 0)
-                    ;
-                reply_error(&to, "malformed", "expected exactly one frame");
-            } else {
-                handle(c, &to, zmq_msg_data(&body), zmq_msg_size(&body));
-            }
-        }
-        zmq_msg_close(&rid);
+        if (rc == 0)
+            handle(c, &to, zmq_msg_data(&body), zmq_msg_size(&body));
+        else
+            reply_error(&to, "malformed", "expected exactly one frame");
         zmq_msg_close(&body);
     }
     return n;

@@ -94,14 +94,6 @@ void ingest_destroy(ingest_t **pin)
     *pin = NULL;
 }
 
-static void send_packed(const reply_to_t *to, const uint8_t *buf, size_t len)
-{
-    /* ROUTER drops replies to peers that went away; the SDK resends and gets a duplicate ack. */
-    if (zmq_send(to->sock, to->rid, to->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return;
-    zmq_send(to->sock, buf, len, ZMQ_DONTWAIT);
-}
-
 static void send_envelope(const reply_to_t *to, Omni__V1__Envelope *env)
 {
     uint8_t stackbuf[512];
@@ -110,7 +102,7 @@ static void send_envelope(const reply_to_t *to, Omni__V1__Envelope *env)
     if (!buf)
         return;
     omni__v1__envelope__pack(env, buf);
-    send_packed(to, buf, len);
+    reply_send(to, buf, len);
     if (buf != stackbuf)
         free(buf);
 }
@@ -139,7 +131,7 @@ void ingest_reply(const reply_to_t *to, const Omni__V1__Ack *ack)
             return;
         omni__v1__envelope__pack(&env, buf);
     }
-    send_packed(to, buf, len);
+    reply_send(to, buf, len);
     if (buf != stackbuf)
         free(buf);
 }
@@ -401,33 +393,16 @@ static void handle_frame(ingest_t *in, reply_to_t *to, const uint8_t *data, size
 
 int ingest_read(ingest_t *in)
 {
-    int frames = 0;
-    while ((size_t)frames < in->cfg->batch_max) {
-        zmq_msg_t rid, body;
-        zmq_msg_init(&rid);
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&rid, in->ingress, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&rid);
-            zmq_msg_close(&body);
-            break;
-        }
+    int frames = 0, rc;
+    reply_to_t to;
+    zmq_msg_t body;
+    while ((size_t)frames < in->cfg->batch_max && (rc = reply_recv(in->ingress, &to, &body)) >= 0) {
         frames++;
         metrics_inc(M_INGRESS_FRAMES);
-        reply_to_t to = {.sock = in->ingress};
-        to.rid_len = (uint8_t)(zmq_msg_size(&rid) > sizeof(to.rid) ? sizeof(to.rid) : zmq_msg_size(&rid));
-        memcpy(to.rid, zmq_msg_data(&rid), to.rid_len);
-        int more = zmq_msg_more(&rid);
-        if (more && zmq_msg_recv(&body, in->ingress, 0) >= 0) {
-            if (zmq_msg_more(&body)) {
-                /* Extra frames: drain them, the message is not ours. */
-                while (zmq_msg_more(&body) && zmq_msg_recv(&body, in->ingress, 0) >= 0)
-                    ;
-                nack(&to, OMNI__V1__REASON__REASON_MALFORMED, 0, "expected exactly one frame");
-            } else {
-                handle_frame(in, &to, zmq_msg_data(&body), zmq_msg_size(&body));
-            }
-        }
-        zmq_msg_close(&rid);
+        if (rc == 0)
+            handle_frame(in, &to, zmq_msg_data(&body), zmq_msg_size(&body));
+        else
+            nack(&to, OMNI__V1__REASON__REASON_MALFORMED, 0, "expected exactly one frame");
         zmq_msg_close(&body);
     }
     return frames;

@@ -9,18 +9,10 @@
 #include <omni/v1/message.pb-c.h>
 
 #include "config.h"
+#include "reply.h"
 #include "store.h"
 
 typedef struct ingest ingest_t;
-
-/* Where an ack goes: an ingress peer (Envelope{ack}) or a control peer (ControlReply{ack}). */
-typedef struct {
-    void *sock;
-    int control;
-    uint64_t id;             /* Envelope.request_id or ControlRequest.id */
-    uint8_t rid_len;
-    uint8_t rid[255];        /* ROUTER routing id */
-} reply_to_t;
 
 typedef struct {
     char adapter_id[128];

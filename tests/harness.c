@@ -91,12 +91,19 @@ void h_redis_stop(h_env_t *h, int sig)
     }
 }
 
-/* One status round trip on the control endpoint; 1 if the broker answered. */
-static int control_alive(const h_env_t *h, int timeout_ms)
+/* One status round trip on the control endpoint (over CURVE when server_pub is given);
+ * 1 if the broker answered. */
+static int control_alive_curve(const h_env_t *h, const char *server_pub, const char *client_pub,
+                               const char *client_sec, int timeout_ms)
 {
     void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0, ok = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+    if (server_pub) {
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, client_pub, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, client_sec, 40);
+    }
     zmq_connect(s, h->control);
     Omni__V1__ControlRequest req = OMNI__V1__CONTROL_REQUEST__INIT;
     Omni__V1__StatusRequest sr = OMNI__V1__STATUS_REQUEST__INIT;
@@ -112,6 +119,11 @@ static int control_alive(const h_env_t *h, int timeout_ms)
     zmq_close(s);
     zmq_ctx_term(ctx);
     return ok;
+}
+
+static int control_alive(const h_env_t *h, int timeout_ms)
+{
+    return control_alive_curve(h, NULL, NULL, NULL, timeout_ms);
 }
 
 int h_broker_spawn(h_env_t *h, const char *const *extra, char *err, size_t errlen)
@@ -372,31 +384,6 @@ void h_write_config(h_env_t *h, const char *yaml)
 }
 
 /* control_alive over CURVE with the given keys. */
-static int control_alive_curve(const h_env_t *h, const char *server_pub, const char *client_pub,
-                               const char *client_sec, int timeout_ms)
-{
-    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0, ok = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, client_pub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, client_sec, 40);
-    zmq_connect(s, h->control);
-    Omni__V1__ControlRequest req = OMNI__V1__CONTROL_REQUEST__INIT;
-    Omni__V1__StatusRequest sr = OMNI__V1__STATUS_REQUEST__INIT;
-    req.id = 1;
-    req.body_case = OMNI__V1__CONTROL_REQUEST__BODY_STATUS;
-    req.status = &sr;
-    uint8_t buf[64];
-    size_t len = omni__v1__control_request__pack(&req, buf);
-    zmq_send(s, buf, len, 0);
-    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, timeout_ms) > 0)
-        ok = 1;
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    return ok;
-}
 
 void h_setup_with_config(h_env_t *h, const char *yaml, const char *server_pub, const char *client_pub,
                          const char *client_sec)
