@@ -295,3 +295,53 @@ Test(sdk, hello_heartbeat_and_outbound)
     omni__v1__envelope__free_unpacked(r, NULL);
     omni_adapter_destroy(&ad);
 }
+
+/* Drive the SDK for ms while the fake broker answers hellos with heartbeats of instance
+ * `started`; returns how many inbound copies arrived. */
+static int live_broker(omni_adapter_t *ad, int64_t started, int ms)
+{
+    int inbound = 0;
+    int64_t end = omni_mono_us() + ms * 1000LL;
+    while (omni_mono_us() < end) {
+        omni_adapter_poll(ad, 5);
+        zmq_msg_t r, b;
+        zmq_msg_init(&r);
+        zmq_msg_init(&b);
+        if (zmq_msg_recv(&r, router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&r);
+            zmq_msg_close(&b);
+            continue;
+        }
+        zmq_msg_recv(&b, router, 0);
+        Omni__V1__Envelope *env = omni__v1__envelope__unpack(NULL, zmq_msg_size(&b), zmq_msg_data(&b));
+        cr_assert_not_null(env);
+        if (env->body_case == OMNI__V1__ENVELOPE__BODY_INBOUND)
+            inbound++;
+        if (env->body_case == OMNI__V1__ENVELOPE__BODY_HELLO) {
+            Omni__V1__Heartbeat hb = OMNI__V1__HEARTBEAT__INIT;
+            hb.started_ms = started;
+            Omni__V1__Envelope out = OMNI__V1__ENVELOPE__INIT;
+            out.body_case = OMNI__V1__ENVELOPE__BODY_HEARTBEAT;
+            out.heartbeat = &hb;
+            fake_send(&r, &out);
+        }
+        omni__v1__envelope__free_unpacked(env, NULL);
+        zmq_msg_close(&r);
+        zmq_msg_close(&b);
+    }
+    return inbound;
+}
+
+Test(sdk, live_broker_is_not_flooded_but_a_restarted_one_gets_everything_again)
+{
+    seen_t s = {0};
+    omni_adapter_t *ad = adapter(&s, 10, endpoint); /* ack timeout 100 ms */
+    Omni__V1__InboundMessage m;
+    live_broker(ad, 1, 400); /* connected first */
+    cr_assert(omni_adapter_connected(ad));
+    msg(&m, "slow-1");
+    cr_assert_eq(omni_adapter_send(ad, &m, NULL), 0);
+    cr_assert_eq(live_broker(ad, 1, 1000), 1, "resent to a live broker that is just slow");
+    cr_assert_geq(live_broker(ad, 2, 500), 1, "a restarted broker (new started_ms) must get it again");
+    omni_adapter_destroy(&ad);
+}

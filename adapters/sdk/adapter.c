@@ -17,6 +17,7 @@ typedef struct {
     size_t len;
     int64_t due_us;      /* next (re)send */
     int64_t first_us;
+    int64_t sent_us;     /* last time it went out */
     unsigned attempts;
     int state;
 } slot_t;
@@ -30,7 +31,7 @@ struct omni_adapter {
     size_t n_accounts;
     Omni__V1__Channel channel;
     size_t max_bytes;
-    int ack_timeout_ms, backoff_max_ms, heartbeat_ms;
+    int ack_timeout_ms, backoff_max_ms, stall_timeout_ms, heartbeat_ms;
     omni_ack_cb on_ack;
     omni_outbound_cb on_outbound;
     void *user;
@@ -110,6 +111,7 @@ int omni_adapter_new(const omni_adapter_opts_t *o, omni_adapter_t **out)
     ad->max_bytes = o->max_message_bytes ? o->max_message_bytes : 1024 * 1024;
     ad->ack_timeout_ms = o->ack_timeout_ms > 0 ? o->ack_timeout_ms : 1000;
     ad->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : 8000;
+    ad->stall_timeout_ms = o->stall_timeout_ms > 0 ? o->stall_timeout_ms : 30000;
     ad->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 2000;
     ad->on_ack = o->on_ack;
     ad->on_outbound = o->on_outbound;
@@ -209,6 +211,7 @@ static int slot_send(omni_adapter_t *ad, slot_t *s, int64_t now)
         s->due_us = now + 50 * 1000;
     } else {
         s->state = SLOT_SENT;
+        s->sent_us = now;
         s->attempts++;
         s->due_us = now + backoff_us(ad, s->attempts);
     }
@@ -321,6 +324,7 @@ static void resend_all_now(omni_adapter_t *ad, int64_t now)
         if (s) {
             s->due_us = now;
             s->attempts = 0;
+            s->state = SLOT_QUEUED; /* due regardless of the new broker's liveness */
         }
     }
     ad->earliest_due_us = now;
@@ -334,7 +338,7 @@ static void handle_ack(omni_adapter_t *ad, const Omni__V1__Ack *a, int64_t now)
     if (!a->accepted && a->retryable) {
         if (s->due_us > now + backoff_us(ad, s->attempts)) /* keep the earlier of the two */
             s->due_us = now + backoff_us(ad, s->attempts);
-        s->state = SLOT_SENT;
+        s->state = SLOT_QUEUED; /* the broker asked for it again: resend even though it is alive */
         if (s->due_us < ad->earliest_due_us)
             ad->earliest_due_us = s->due_us;
         return;
@@ -394,7 +398,13 @@ static void run_timers(omni_adapter_t *ad, int64_t now)
         slot_t *s = slot_of(ad, id);
         if (!s)
             continue;
-        if (s->due_us <= now)
+        /* A live broker (same instance, answering heartbeats) acks or nacks everything it
+         * received: resending to it under load would only multiply the load. Broker restarts
+         * and silences are caught by the heartbeat path, which resends at once. */
+        if (s->due_us <= now && s->state == SLOT_SENT && omni_adapter_connected(ad) &&
+            now - s->sent_us < ad->stall_timeout_ms * 1000LL)
+            s->due_us = s->sent_us + ad->stall_timeout_ms * 1000LL;
+        else if (s->due_us <= now)
             slot_send(ad, s, now);
         if (s->due_us < earliest)
             earliest = s->due_us;

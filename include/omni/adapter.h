@@ -46,8 +46,10 @@ typedef struct {
     const char *const *accounts; /* NULL-terminated list of channel accounts served, may be NULL */
     size_t outbox_max;           /* messages kept until acked; default 10000 */
     size_t max_message_bytes;    /* refuse larger messages locally; default 1 MiB */
-    int ack_timeout_ms;          /* first resend after this; default 1000 */
+    int ack_timeout_ms;          /* first resend after this while the broker is silent; default 1000 */
     int backoff_max_ms;          /* resend backoff cap; default 8000 */
+    int stall_timeout_ms;        /* while the broker answers heartbeats it acks everything it got,
+                                  * so resend only after this long; default 30000 */
     int heartbeat_ms;            /* hello/heartbeat interval; default 2000 */
     const char *default_region;  /* phone region for omni_adapter_identity(); default "JP" */
     /* CURVE: all three set = encrypted and authenticated connection (Z85 keys). */
