@@ -14,6 +14,9 @@
 #include "validate.h"
 
 #define ADAPTERS_MAX 1024
+/* Script calls on the wire at once. More would only queue inside Redis; fewer lets batches
+ * grow while Redis works (group commit), so per-message cost falls as load rises. */
+#define CALLS_MAX 2
 
 /* What the ack of one batched message needs after the protobuf itself is gone. */
 typedef struct {
@@ -46,7 +49,8 @@ struct ingest {
     int64_t started_ms;
     queued_t *q;
     size_t nq;
-    size_t inflight;
+    size_t inflight;               /* messages in script calls */
+    int calls;                     /* script calls waiting for Redis */
     adapter_rec_t adapters[ADAPTERS_MAX];
     size_t n_adapters;
 };
@@ -238,6 +242,11 @@ void ingest_submit(ingest_t *in, const reply_to_t *to, Omni__V1__InboundMessage 
     }
     if (in->nq == in->cfg->batch_max)
         ingest_flush(in);
+    if (in->nq == in->cfg->batch_max) { /* only the control socket gets here: ingress stops reading */
+        nack(to, OMNI__V1__REASON__REASON_UNAVAILABLE, 1, "broker busy");
+        protobuf_c_message_free_unpacked(owner, NULL);
+        return;
+    }
     queued_t *q = &in->q[in->nq];
     q->to = *to;
     q->msg = msg;
@@ -256,6 +265,7 @@ static void on_stored(int err, const store_result_t *res, size_t n_res, const st
     batch_t *b = ud;
     ingest_t *in = b->in;
     in->inflight -= b->n;
+    in->calls--;
     if (err || n_res != b->n) {
         int reason = err == OMNI_EUNAVAIL ? OMNI__V1__REASON__REASON_UNAVAILABLE : OMNI__V1__REASON__REASON_INTERNAL;
         for (size_t i = 0; i < b->n; i++)
@@ -290,7 +300,7 @@ static void on_stored(int err, const store_result_t *res, size_t n_res, const st
 void ingest_flush(ingest_t *in)
 {
     size_t n = in->nq;
-    if (!n)
+    if (!n || (in->calls >= CALLS_MAX && store_state(in->st) != STORE_DOWN))
         return;
     batch_t *b = malloc(sizeof(*b) + n * sizeof(pending_t));
     store_msg_t *msgs = calloc(n, sizeof(*msgs));
@@ -316,6 +326,7 @@ void ingest_flush(ingest_t *in)
     }
     if (rc == 0) {
         in->inflight += n;
+        in->calls++;
     } else {
         for (size_t i = 0; i < n; i++)
             nack(&in->q[i].to, rc == OMNI_EUNAVAIL ? OMNI__V1__REASON__REASON_UNAVAILABLE
@@ -396,7 +407,8 @@ int ingest_read(ingest_t *in)
     int frames = 0, rc;
     reply_to_t to;
     zmq_msg_t body;
-    while ((size_t)frames < in->cfg->batch_max && (rc = reply_recv(in->ingress, &to, &body)) >= 0) {
+    while ((size_t)frames < in->cfg->batch_max && in->nq < in->cfg->batch_max &&
+           (rc = reply_recv(in->ingress, &to, &body)) >= 0) {
         frames++;
         metrics_inc(M_INGRESS_FRAMES);
         if (rc == 0)
@@ -408,7 +420,12 @@ int ingest_read(ingest_t *in)
     return frames;
 }
 
-int ingest_can_read(const ingest_t *in) { return in->inflight < in->cfg->inflight_max; }
+int ingest_can_read(const ingest_t *in)
+{
+    return in->nq < in->cfg->batch_max && in->inflight < in->cfg->inflight_max;
+}
+
+size_t ingest_queued(const ingest_t *in) { return in->nq; }
 size_t ingest_inflight(const ingest_t *in) { return in->inflight; }
 
 void ingest_tick(ingest_t *in)

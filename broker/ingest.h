@@ -35,12 +35,14 @@ int ingest_read(ingest_t *in);
  * Invalid messages are nacked at once. */
 void ingest_submit(ingest_t *in, const reply_to_t *to, Omni__V1__InboundMessage *msg, ProtobufCMessage *owner);
 
-/* Send the queued batch to Redis (one script call). Call once per loop iteration. */
+/* Send the queued batch to Redis as one script call, unless enough calls are already
+ * waiting (then the batch keeps growing). Call once per loop iteration. */
 void ingest_flush(ingest_t *in);
 
 /* 1 while fewer than inflight_max messages wait on Redis: the loop stops reading ingress otherwise. */
 int ingest_can_read(const ingest_t *in);
 size_t ingest_inflight(const ingest_t *in);
+size_t ingest_queued(const ingest_t *in); /* validated, waiting for a script call slot */
 
 /* Forget adapters not heard of for 3 of their heartbeat intervals. */
 void ingest_tick(ingest_t *in);

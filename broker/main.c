@@ -247,13 +247,15 @@ int main(int argc, char **argv)
 
     /* Finish what Redis already has, so its acks still go out; bounded at 3 s. */
     LOG_INFO("omni-broker: shutting down (%zu message(s) waiting on Redis)", ingest_inflight(in));
-    ingest_flush(in);
     int64_t deadline = omni_mono_us() + 3000 * 1000;
-    while (store_pending(st) > 0 && store_state(st) != STORE_DOWN && omni_mono_us() < deadline) {
+    ingest_flush(in);
+    while ((store_pending(st) > 0 || ingest_queued(in) > 0) && store_state(st) != STORE_DOWN &&
+           omni_mono_us() < deadline) {
         zmq_pollitem_t it;
         store_pollitem(st, &it);
         if (zmq_poll(&it, 1, 100) > 0)
             store_handle(st, it.revents);
+        ingest_flush(in);
     }
     rc = 0;
 out:
