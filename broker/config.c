@@ -596,6 +596,11 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
     const char *r = cfg->default_region;
     char shown[129];
 
+    /* Which identities may link travels as a 64-bit mask (validate_inbound). */
+    if (cfg->max_identities > 64) {
+        config_err(err, errlen, "limits.max_identities: at most 64");
+        return OMNI_ECONFIG;
+    }
     /* The tenant becomes a Redis hash tag: braces or spaces in it would break key routing. */
     if (!config_tenant_ok(cfg->tenant)) {
         config_err(err, errlen, "tenant: must be 1 to 64 characters of A-Z a-z 0-9 _ . -");

@@ -197,16 +197,13 @@ static int build_refs(queued_t *q, const Omni__V1__InboundMessage *m)
     return 0;
 }
 
-static int build_ids(queued_t *q, const Omni__V1__InboundMessage *m, const char *region)
+static int build_ids(queued_t *q, const Omni__V1__InboundMessage *m, uint64_t linkable)
 {
-    char tmp[OMNI_IDENTITY_MAX];
     if (!(q->ids = calloc(1 + m->n_also, sizeof(char *))))
         return OMNI_ENOMEM;
-    /* validate_inbound normalized them already; normalizing again only classifies junk. */
     for (size_t i = 0; i <= m->n_also; i++) {
-        const char *id = i == 0 ? m->from : m->also[i - 1];
-        if (omni_identity_normalize(id, region, tmp, sizeof(tmp)) == 0)
-            q->ids[q->n_ids++] = id;
+        if (i < 64 && (linkable >> i & 1))
+            q->ids[q->n_ids++] = i == 0 ? m->from : m->also[i - 1];
         else
             metrics_inc(M_IDENTITIES_JUNK);
     }
@@ -233,7 +230,8 @@ static int build_partial(ingest_t *in, queued_t *q, Omni__V1__InboundMessage *m)
 void ingest_submit(ingest_t *in, const reply_to_t *to, Omni__V1__InboundMessage *msg, ProtobufCMessage *owner)
 {
     validate_result_t vr;
-    if (validate_inbound(msg, in->cfg, NULL, &vr) != 0) {
+    uint64_t linkable;
+    if (validate_inbound(msg, in->cfg, &linkable, &vr) != 0) {
         LOG_DEBUG("ingest: rejected message from %s: %s (%s)", msg->adapter_id,
                   validate_reason_name(vr.reason), vr.detail);
         nack(to, vr.reason, vr.reason == OMNI__V1__REASON__REASON_INTERNAL, vr.detail);
@@ -251,7 +249,7 @@ void ingest_submit(ingest_t *in, const reply_to_t *to, Omni__V1__InboundMessage 
     q->to = *to;
     q->msg = msg;
     q->owner = owner;
-    if (build_ids(q, msg, in->cfg->default_region) || build_refs(q, msg) || build_partial(in, q, msg)) {
+    if (build_ids(q, msg, linkable) || build_refs(q, msg) || build_partial(in, q, msg)) {
         nack(to, OMNI__V1__REASON__REASON_INTERNAL, 1, "out of memory");
         queued_clear(q);
         return;

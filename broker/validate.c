@@ -233,16 +233,17 @@ static int validate_identities(const Omni__V1__InboundMessage *msg, const config
     return 0;
 }
 
-int validate_inbound(Omni__V1__InboundMessage *msg, const config_t *cfg, size_t *n_linkable,
+int validate_inbound(Omni__V1__InboundMessage *msg, const config_t *cfg, uint64_t *linkable_mask,
                      validate_result_t *res)
 {
     validate_id_t stack_ids[VALIDATE_STACK_IDS], *ids = stack_ids;
-    size_t n_ids = 0, linkable = 0, w = 0;
+    size_t n_ids = 0, w = 0;
+    uint64_t linkable = 0;
     int rc;
 
     res->reason = OMNI__V1__REASON__REASON_NONE;
     res->detail[0] = '\0';
-    if (n_linkable) *n_linkable = 0;
+    if (linkable_mask) *linkable_mask = 0;
 
     if (msg->channel < OMNI__V1__CHANNEL__CHANNEL_CHAT || msg->channel > OMNI__V1__CHANNEL__CHANNEL_PHONE)
         return validate_fail(res, OMNI__V1__REASON__REASON_UNKNOWN_CHANNEL,
@@ -268,7 +269,7 @@ int validate_inbound(Omni__V1__InboundMessage *msg, const config_t *cfg, size_t 
     /* Commit: nothing below can fail. ids[i].norm moves into the message. */
     if (ids[0].norm) validate_replace(&msg->from, ids[0].norm);
     ids[0].norm = NULL;
-    linkable = (size_t)ids[0].linkable;
+    linkable = (uint64_t)ids[0].linkable;
     for (size_t i = 1; i < n_ids; i++) {
         char **slot = &msg->also[i - 1];
         if (ids[i].norm) validate_replace(slot, ids[i].norm);
@@ -277,11 +278,13 @@ int validate_inbound(Omni__V1__InboundMessage *msg, const config_t *cfg, size_t 
             validate_replace(slot, NULL);
             continue;
         }
-        linkable += (size_t)ids[i].linkable;
+        /* Bit k+1 for also[k] after compaction; identities past bit 63 never link. */
+        if (ids[i].linkable && w + 1 < 64)
+            linkable |= 1ULL << (w + 1);
         msg->also[w++] = *slot;
     }
     msg->n_also = w;
-    if (n_linkable) *n_linkable = linkable;
+    if (linkable_mask) *linkable_mask = linkable;
 out:
     for (size_t i = 0; i < n_ids; i++) free(ids[i].norm);
     if (ids != stack_ids) free(ids);

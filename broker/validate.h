@@ -4,6 +4,7 @@
 #define OMNI_BROKER_VALIDATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <omni/v1/message.pb-c.h>
 
@@ -27,13 +28,13 @@ typedef struct {
  * stays correct afterwards.
  *
  * Junk identities (anonymous, toll-free numbers...) are accepted and kept, normalized when they
- * have a normal form, but do not count in *n_linkable: the number of identities (from + also,
- * after removing duplicates) that may link customers. n_linkable may be NULL.
+ * have a normal form, but may not link customers: *linkable_mask (may be NULL) gets bit 0 when
+ * `from` may link and bit k+1 when also[k] (after duplicates are removed) may.
  *
  * Returns 0 when valid (res->reason = REASON_NONE, empty detail), else fills res and returns
  * OMNI_EINVAL; on failure the message is left untouched. Returns OMNI_ENOMEM (res says
  * REASON_INTERNAL, which is retryable) if a normalized copy cannot be allocated. */
-int validate_inbound(Omni__V1__InboundMessage *msg, const config_t *cfg, size_t *n_linkable,
+int validate_inbound(Omni__V1__InboundMessage *msg, const config_t *cfg, uint64_t *linkable_mask,
                      validate_result_t *res);
 
 /* Name of a reason for counters and logs: "none", "malformed", "too_large", "missing_field",

@@ -78,7 +78,9 @@ static Omni__V1__InboundMessage *run(int *rc)
     u = omni__v1__inbound_message__unpack(NULL, len, buf);
     free(buf);
     cr_assert_not_null(u);
-    *rc = validate_inbound(u, &cfg, &linkable, &res);
+    uint64_t mask = 0;
+    *rc = validate_inbound(u, &cfg, &mask, &res);
+    linkable = (size_t)__builtin_popcountll(mask);
     return u;
 }
 

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     if (env) {
         if (env->body_case == OMNI__V1__ENVELOPE__BODY_INBOUND) {
             validate_result_t res;
-            size_t linkable;
+            uint64_t linkable;
             if (validate_inbound(env->inbound, &cfg, &linkable, &res) == 0) {
                 /* What ingest does next: re-pack the normalized message into a stream event. */
                 Omni__V1__MessageEvent me = OMNI__V1__MESSAGE_EVENT__INIT;
