@@ -44,6 +44,7 @@ static const config_key_t config_keys[] = {
     {"", "listen", CK_SECTION, 0},
     {"", "limits", CK_SECTION, 0},
     {"", "idempotency_window", CK_WINDOW, CF(idempotency_window_s)},
+    {"", "thread_window", CK_WINDOW, CF(thread_window_s)},
     {"", "stream", CK_SECTION, 0},
     {"", "identity", CK_SECTION, 0},
     {"", "heartbeat_ms", CK_INT, CF(heartbeat_ms)},
@@ -153,6 +154,7 @@ int config_defaults(config_t *cfg)
     cfg->batch_max = 256;
     cfg->inflight_max = 8192;
     cfg->idempotency_window_s = 604800;
+    cfg->thread_window_s = 180 * 86400;
     cfg->stream_maxlen = 10000000;
     cfg->heartbeat_ms = 2000;
     cfg->allow_plain = -1; /* unset: plain only while every endpoint is local */
@@ -652,6 +654,10 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
     if (cfg->max_text_bytes > cfg->max_frame_bytes) {
         config_err(err, errlen, "limits.max_text_bytes: %zu is above limits.max_frame_bytes (%zu)",
                    cfg->max_text_bytes, cfg->max_frame_bytes);
+        return OMNI_ECONFIG;
+    }
+    if (cfg->thread_window_s <= 0) {
+        config_err(err, errlen, "thread_window: must be greater than 0");
         return OMNI_ECONFIG;
     }
     if (cfg->idempotency_window_s <= 0) {

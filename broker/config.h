@@ -31,6 +31,7 @@ typedef struct {
     size_t inflight_max;       /* messages waiting on Redis before ingress stops reading, default 8192 */
 
     int64_t idempotency_window_s; /* default 7 days */
+    int64_t thread_window_s;      /* how long a Message-ID / group thread finds its conversation; 180 days */
     int64_t stream_maxlen;        /* approximate retention in events, 0 = unlimited; default 10,000,000 */
     int heartbeat_ms;             /* adapter expiry is 3x the adapter's own interval; default 2000 */
 

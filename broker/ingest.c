@@ -18,9 +18,12 @@
  * grow while Redis works (group commit), so per-message cost falls as load rises. */
 #define CALLS_MAX 2
 
-/* What the ack of one batched message needs after the protobuf itself is gone. */
+/* What the ack and the publication of one batched message need once the protobuf is gone. */
 typedef struct {
     reply_to_t to;
+    const char *channel;           /* static name */
+    uint8_t *partial;              /* owned: StreamEvent minus seq, customer, conversation */
+    size_t partial_len;
 } pending_t;
 
 typedef struct {
@@ -257,6 +260,40 @@ void ingest_submit(ingest_t *in, const reply_to_t *to, Omni__V1__InboundMessage 
     in->nq++;
 }
 
+static void publish(ingest_t *in, const char *channel, const uint8_t *bytes, size_t len)
+{
+    zmq_send(in->pub, channel, strlen(channel), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(in->pub, bytes, len, ZMQ_DONTWAIT);
+    metrics_inc(M_EVENTS_APPENDED);
+}
+
+/* The message event exactly as ingest.lua stored it: seq, customer and conversation (fields
+ * 1, 4, 5, which protobuf-c writes in that order) followed by the partial bytes. */
+static void publish_message(ingest_t *in, const pending_t *p, const store_result_t *r)
+{
+    Omni__V1__StreamEvent head = OMNI__V1__STREAM_EVENT__INIT;
+    uint8_t stackbuf[1024];
+    head.seq = r->seq;
+    head.customer_id = (char *)r->customer_id;
+    head.conversation_id = (char *)r->conversation_id;
+    size_t hl = omni__v1__stream_event__get_packed_size(&head), len = hl + p->partial_len;
+    uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+    if (!buf)
+        return;
+    omni__v1__stream_event__pack(&head, buf);
+    memcpy(buf + hl, p->partial, p->partial_len);
+    publish(in, p->channel, buf, len);
+    if (buf != stackbuf)
+        free(buf);
+}
+
+static void batch_free(batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i].partial);
+    free(b);
+}
+
 static void on_stored(int err, const store_result_t *res, size_t n_res, const store_event_t *ev, size_t n_ev,
                       void *ud)
 {
@@ -268,19 +305,23 @@ static void on_stored(int err, const store_result_t *res, size_t n_res, const st
         int reason = err == OMNI_EUNAVAIL ? OMNI__V1__REASON__REASON_UNAVAILABLE : OMNI__V1__REASON__REASON_INTERNAL;
         for (size_t i = 0; i < b->n; i++)
             nack(&b->items[i].to, reason, 1, err == OMNI_EUNAVAIL ? "storage unavailable" : "storage error");
-        free(b);
+        batch_free(b);
         return;
     }
-    /* Publish before acking: a subscriber that hears of a message never sees it ack'ed late. */
-    for (size_t i = 0; i < n_ev; i++) {
-        zmq_send(in->pub, ev[i].channel, strlen(ev[i].channel), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(in->pub, ev[i].bytes, ev[i].len, ZMQ_DONTWAIT);
-        metrics_inc(M_EVENTS_APPENDED);
-        if (strcmp(ev[i].kind, "customer_merged") == 0)
-            metrics_inc(M_CUSTOMERS_MERGED);
-        else if (strcmp(ev[i].kind, "conversation_opened") == 0)
-            metrics_inc(M_CONVERSATIONS_OPENED);
+    /* Publish in seq order (the script's own events interleave with the messages), and
+     * before acking: a subscriber never hears of a message later than its sender. */
+    size_t e = 0;
+    for (size_t i = 0; i < n_res; i++) {
+        if (res[i].duplicate)
+            continue;
+        for (; e < n_ev && ev[e].seq < res[i].seq; e++) {
+            publish(in, ev[e].channel, ev[e].bytes, ev[e].len);
+            metrics_inc(strcmp(ev[e].kind, "customer_merged") == 0 ? M_CUSTOMERS_MERGED : M_CONVERSATIONS_OPENED);
+        }
+        publish_message(in, &b->items[i], &res[i]);
     }
+    for (; e < n_ev; e++)
+        publish(in, ev[e].channel, ev[e].bytes, ev[e].len);
     for (size_t i = 0; i < n_res; i++) {
         Omni__V1__Ack ack = OMNI__V1__ACK__INIT;
         ack.request_id = b->items[i].to.control ? 0 : b->items[i].to.id;
@@ -292,7 +333,7 @@ static void on_stored(int err, const store_result_t *res, size_t n_res, const st
         metrics_inc(res[i].duplicate ? M_MESSAGES_DUPLICATE : M_MESSAGES_ACCEPTED);
         ingest_reply(&b->items[i].to, &ack);
     }
-    free(b);
+    batch_free(b);
 }
 
 void ingest_flush(ingest_t *in)
@@ -309,7 +350,7 @@ void ingest_flush(ingest_t *in)
         for (size_t i = 0; i < n; i++) {
             queued_t *q = &in->q[i];
             const Omni__V1__InboundMessage *m = q->msg;
-            b->items[i].to = q->to;
+            b->items[i] = (pending_t){q->to, omni_channel_name(m->channel), q->partial, q->partial_len};
             msgs[i] = (store_msg_t){
                 .channel = omni_channel_name(m->channel), .chnum = m->channel,
                 .pmid = m->provider_message_id, .account = m->channel_account,
@@ -325,12 +366,14 @@ void ingest_flush(ingest_t *in)
     if (rc == 0) {
         in->inflight += n;
         in->calls++;
+        for (size_t i = 0; i < n; i++)
+            in->q[i].partial = NULL; /* the batch owns them now */
     } else {
         for (size_t i = 0; i < n; i++)
             nack(&in->q[i].to, rc == OMNI_EUNAVAIL ? OMNI__V1__REASON__REASON_UNAVAILABLE
                                                    : OMNI__V1__REASON__REASON_INTERNAL,
                  1, rc == OMNI_EUNAVAIL ? "storage unavailable" : "out of memory");
-        free(b);
+        free(b); /* the partials are still the queue's: queued_clear frees them */
     }
     /* hiredis copied the arguments into its output buffer: the messages can go now. */
     for (size_t i = 0; i < n; i++)

@@ -280,6 +280,8 @@ static void finish_ingest(store_t *st, call_t *call, redisReply *r)
         res[nr].customer_id = e->element[1]->type == REDIS_REPLY_STRING ? e->element[1]->str : "";
         res[nr].conversation_id = e->element[2]->type == REDIS_REPLY_STRING ? e->element[2]->str : "";
         res[nr].seq = reply_u64(e->element[3]);
+        if (res[nr].seq > st->last_seq)
+            st->last_seq = res[nr].seq;
         nr++;
     }
     for (size_t i = 0; i < es->elements; i++) {
@@ -409,12 +411,12 @@ static int send_call(store_t *st, call_kind_t kind, void *cb, void *ud, int argc
 
 int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb cb, void *ud)
 {
-    size_t argc = 10; /* EVALSHA sha 1 key prefix tenant now window maxlen n */
+    size_t argc = 11; /* EVALSHA sha 1 key prefix tenant now window maxlen thread_ttl n */
     for (size_t i = 0; i < n; i++)
         argc += 8 + msgs[i].n_ids + msgs[i].n_refs + msgs[i].n_regs;
     const char **argv = malloc(argc * sizeof(*argv));
     size_t *lens = malloc(argc * sizeof(*lens));
-    char nums[6][24], *msgnums = malloc(n * 4 * 24);
+    char nums[5][24], *msgnums = malloc(n * 4 * 24);
     int rc = OMNI_ENOMEM;
     if (!argv || !lens || !msgnums)
         goto out;
@@ -430,8 +432,9 @@ int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb
     snprintf(nums[0], 24, "%lld", (long long)omni_now_ms());
     snprintf(nums[1], 24, "%lld", (long long)st->cfg->idempotency_window_s);
     snprintf(nums[2], 24, "%lld", (long long)st->cfg->stream_maxlen);
-    snprintf(nums[3], 24, "%zu", n);
-    for (int k = 0; k < 4; k++)
+    snprintf(nums[3], 24, "%lld", (long long)st->cfg->thread_window_s);
+    snprintf(nums[4], 24, "%zu", n);
+    for (int k = 0; k < 5; k++)
         ARGS(nums[k]);
     for (size_t i = 0; i < n; i++) {
         const store_msg_t *m = &msgs[i];

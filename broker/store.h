@@ -36,10 +36,12 @@ typedef struct {
     uint64_t seq;
 } store_result_t;
 
+/* An event the script composed itself (message events are rebuilt by the caller from the
+ * result and its partial bytes: see ingest.lua). */
 typedef struct {
     uint64_t seq;
     const char *channel;
-    const char *kind;           /* "message", "customer_merged", "conversation_opened" */
+    const char *kind;           /* "customer_merged", "conversation_opened" */
     const uint8_t *bytes;       /* packed StreamEvent */
     size_t len;
 } store_event_t;

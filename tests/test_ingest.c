@@ -260,6 +260,16 @@ Test(ingest, events_are_published_in_seq_order)
         Omni__V1__StreamEvent *ev = omni__v1__stream_event__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
         cr_assert_not_null(ev);
         cr_assert_eq(ev->seq, last + 1, "seq %llu after %llu", (unsigned long long)ev->seq, (unsigned long long)last);
+        /* What subscribers hear is byte for byte what the stream holds. */
+        redisContext *rc = h_redis(&H);
+        redisReply *r = redisCommand(rc, "XRANGE omni:{default}:stream %llu-0 %llu-0", (unsigned long long)ev->seq,
+                                     (unsigned long long)ev->seq);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+        redisReply *v = r->element[0]->element[1]->element[1];
+        cr_assert_eq(v->len, zmq_msg_size(&body));
+        cr_assert_eq(memcmp(v->str, zmq_msg_data(&body), v->len), 0, "published bytes differ from the stored ones");
+        freeReplyObject(r);
+        redisFree(rc);
         last = ev->seq;
         omni__v1__stream_event__free_unpacked(ev, NULL);
         zmq_msg_close(&topic);

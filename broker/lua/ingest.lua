@@ -3,19 +3,24 @@
 -- of protobuf StreamEvents happen in one script call, so racing brokers can never split a customer.
 --
 -- KEYS[1] = the tenant's stream key (its hash tag routes the call on a Redis Cluster).
--- ARGV = prefix, tenant, now_ms, idempotency window (s), stream maxlen (0 = unlimited), n,
+-- ARGV = prefix, tenant, now_ms, idempotency window (s), stream maxlen (0 = unlimited),
+--        thread window (s), n,
 --        then per message: channel name, channel number, provider message id, channel account,
 --        n_ids, ids... (linkable identities, sender first), n_refs, refs... (thread keys in
 --        priority order; "c<id>" names a conversation directly), n_reg, reg... (thread keys this
 --        message makes point at its conversation), partial StreamEvent (time, tenant, channel,
 --        message) as protobuf bytes.
 -- Returns { results, events }: results = per message {duplicate(0/1), customer, conversation, seq};
--- events = {seq, channel name, kind, bytes} for every appended event, in seq order.
+-- events = {seq, channel name, kind, bytes} for the customer_merged / conversation_opened events
+-- the script made up itself. A message event is seq, customer and conversation prepended to the
+-- caller's partial bytes, so the caller rebuilds it without Redis sending it back.
 
 local P, tenant = ARGV[1], ARGV[2]
 local now, window, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
+local thread_ttl, n = tonumber(ARGV[6]), tonumber(ARGV[7])
 local stream = KEYS[1]
+-- seq lives in a local for the whole batch: one GET and one SET instead of an INCR per event.
+local seq = tonumber(redis.call('GET', P .. 'seq') or '0')
 
 -- Protobuf encoding of the few field shapes a StreamEvent header needs (numbers < 2^53).
 local function varint(v)
@@ -41,15 +46,15 @@ local function fstr(field, s)
 end
 
 local events = {}
-local function append(ch, chnum, kind, cust, conv, body)
-  local seq = redis.call('INCR', P .. 'seq')
+local function append(ch, kind, cust, conv, body)
+  seq = seq + 1
   local ev = fint(1, seq) .. fstr(4, cust) .. fstr(5, conv) .. body
   if maxlen > 0 then
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, seq .. '-0', 'e', ev)
   else
     redis.call('XADD', stream, seq .. '-0', 'e', ev)
   end
-  events[#events + 1] = { seq, ch, kind, ev }
+  if kind ~= 'message' then events[#events + 1] = { seq, ch, kind, ev } end
   return seq
 end
 local function common(chnum)
@@ -82,7 +87,7 @@ local function merge(keep, gone, ch, chnum)
   local sub = fstr(1, keep) .. fstr(2, gone)
   for _, id in ipairs(ids) do sub = sub .. fbytes(3, id) end
   for _, c in ipairs(moved) do sub = sub .. fbytes(4, c) end
-  append(ch, chnum, 'customer_merged', keep, '', common(chnum) .. fbytes(11, sub))
+  append(ch, 'customer_merged', keep, '', common(chnum) .. fbytes(11, sub))
 end
 
 local function conv_open(conv)
@@ -90,7 +95,7 @@ local function conv_open(conv)
 end
 
 local results = {}
-local i = 7
+local i = 8
 for _ = 1, n do
   local ch, chnum, pmid, account = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local nids = tonumber(ARGV[i + 4]); i = i + 5
@@ -160,16 +165,17 @@ for _ = 1, n do
         'account', account, 'opened_ms', now)
       redis.call('HSET', P .. 'cus:' .. cust .. ':open', ch, conv)
       redis.call('ZADD', P .. 'cus:' .. cust .. ':convs', now, conv)
-      append(ch, chnum, 'conversation_opened', cust, conv,
+      append(ch, 'conversation_opened', cust, conv,
         common(chnum) .. fbytes(12, fstr(1, account) .. fstr(2, pmid)))
     end
     for _, r in ipairs(regs) do
-      redis.call('SET', P .. 'thread:' .. ch .. ':' .. r, conv)
+      redis.call('SET', P .. 'thread:' .. ch .. ':' .. r, conv, 'EX', thread_ttl)
     end
 
-    local seq = append(ch, chnum, 'message', cust, conv, partial)
-    redis.call('SET', idem, cust .. ' ' .. conv .. ' ' .. seq, 'EX', window)
-    results[#results + 1] = { 0, cust, conv, seq }
+    local mseq = append(ch, 'message', cust, conv, partial)
+    redis.call('SET', idem, cust .. ' ' .. conv .. ' ' .. mseq, 'EX', window)
+    results[#results + 1] = { 0, cust, conv, mseq }
   end
 end
+redis.call('SET', P .. 'seq', seq)
 return { results, events }
