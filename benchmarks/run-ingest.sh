@@ -88,7 +88,7 @@ rcli ping >/dev/null || { echo "run-ingest.sh: redis-server did not start (see $
 
 taskset -c "$BROKER_CPU" "$BROKER" --redis "unix://$SOCK" --ingress "ipc://$TMP/ingress" \
     --control "ipc://$TMP/control" --stream "ipc://$TMP/stream" --agents "ipc://$TMP/agents" \
-    --log-level warn >"$TMP/broker.log" 2>&1 &
+    --http 127.0.0.1:0 --log-level warn >"$TMP/broker.log" 2>&1 &
 BROKER_PID=$!
 for _ in $(seq 100); do [[ -S $TMP/control ]] && break; sleep 0.05; done
 kill -0 "$BROKER_PID" 2>/dev/null || { echo "run-ingest.sh: omni-broker exited:" >&2; cat "$TMP/broker.log" >&2; exit 1; }
