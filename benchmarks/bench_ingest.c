@@ -63,7 +63,7 @@ static void usage(FILE *f)
             "  --drain S               wait at most S s for the last acks (default 20)\n"
             "  --window W              saturate: messages outstanding (default 20000)\n"
             "  --outbox N              SDK outbox_max (default 1000000)\n"
-            "  --ack-timeout-ms MS     SDK ack_timeout_ms, first resend (default: the SDK's, 1000)\n"
+            "  --ack-timeout-ms MS     SDK ack_timeout_ms, first resend to a silent broker (default: the SDK's, 1000)\n"
             "  --customers N           customer pool (default 50000)\n"
             "  --seed N                message generator seed (default 1)\n");
 }
