@@ -147,7 +147,15 @@ static void on_customer(int err, const char *cust, const char *const *ids, size_
         return;
     }
     Omni__V1__CustomerReply cr = OMNI__V1__CUSTOMER_REPLY__INIT;
-    Omni__V1__ConversationInfo ci[n_convs ? n_convs : 1], *cip[n_convs ? n_convs : 1];
+    Omni__V1__ConversationInfo *ci = calloc(n_convs + 1, sizeof(*ci));
+    Omni__V1__ConversationInfo **cip = calloc(n_convs + 1, sizeof(*cip));
+    if (!ci || !cip) {
+        free(ci);
+        free(cip);
+        reply_error(to, "internal", "out of memory");
+        free(w);
+        return;
+    }
     cr.found = cust != NULL;
     if (cust) {
         cr.customer_id = (char *)cust;
@@ -168,6 +176,8 @@ static void on_customer(int err, const char *cust, const char *const *ids, size_
     rep.body_case = OMNI__V1__CONTROL_REPLY__BODY_CUSTOMER;
     rep.customer = &cr;
     reply(to, &rep);
+    free(ci);
+    free(cip);
     free(w);
 }
 

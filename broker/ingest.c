@@ -393,7 +393,9 @@ static adapter_rec_t *adapter_find(ingest_t *in, const char *id)
 static void handle_hello(ingest_t *in, const reply_to_t *to, const Omni__V1__Hello *h)
 {
     metrics_inc(M_ADAPTER_HELLOS);
-    adapter_rec_t *a = h->adapter_id && *h->adapter_id ? adapter_find(in, h->adapter_id) : NULL;
+    /* An id that would not fit its record could never be found again: not registered. */
+    size_t idlen = h->adapter_id ? strlen(h->adapter_id) : 0;
+    adapter_rec_t *a = idlen && idlen < sizeof(in->adapters[0].adapter_id) ? adapter_find(in, h->adapter_id) : NULL;
     if (a) {
         snprintf(a->adapter_id, sizeof(a->adapter_id), "%s", h->adapter_id);
         a->channel = h->channel;
@@ -414,8 +416,24 @@ static void handle_hello(ingest_t *in, const reply_to_t *to, const Omni__V1__Hel
     send_envelope(to, &env);
 }
 
+/* Envelope.request_id (field 1, a varint) as the SDK writes it, first: lets even a frame we
+ * refuse to decode be nacked to the message that caused it, so the SDK can drop it. */
+static uint64_t peek_request_id(const uint8_t *p, size_t len)
+{
+    uint64_t v = 0;
+    if (len < 2 || p[0] != 0x08)
+        return 0;
+    for (size_t i = 1; i < len && i < 11; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * (i - 1));
+        if (!(p[i] & 0x80))
+            return v;
+    }
+    return 0;
+}
+
 static void handle_frame(ingest_t *in, reply_to_t *to, const uint8_t *data, size_t len)
 {
+    to->id = peek_request_id(data, len);
     if (len > in->cfg->max_frame_bytes) {
         nack(to, OMNI__V1__REASON__REASON_TOO_LARGE, 0, "frame above max_frame_bytes");
         return;
@@ -467,6 +485,15 @@ int ingest_can_read(const ingest_t *in)
 }
 
 size_t ingest_queued(const ingest_t *in) { return in->nq; }
+
+void ingest_abandon(ingest_t *in)
+{
+    for (size_t i = 0; i < in->nq; i++) {
+        nack(&in->q[i].to, OMNI__V1__REASON__REASON_UNAVAILABLE, 1, "broker shutting down");
+        queued_clear(&in->q[i]);
+    }
+    in->nq = 0;
+}
 size_t ingest_inflight(const ingest_t *in) { return in->inflight; }
 
 void ingest_tick(ingest_t *in)

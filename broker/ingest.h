@@ -43,6 +43,8 @@ void ingest_flush(ingest_t *in);
 int ingest_can_read(const ingest_t *in);
 size_t ingest_inflight(const ingest_t *in);
 size_t ingest_queued(const ingest_t *in); /* validated, waiting for a script call slot */
+/* Shutdown: nack (retryable) and drop what never reached Redis, so senders resend at once. */
+void ingest_abandon(ingest_t *in);
 
 /* Forget adapters not heard of for 3 of their heartbeat intervals. */
 void ingest_tick(ingest_t *in);

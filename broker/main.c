@@ -257,6 +257,11 @@ int main(int argc, char **argv)
             store_handle(st, it.revents);
         ingest_flush(in);
     }
+    ingest_abandon(in);
+    /* Give the last acks and nacks a moment on the wire (LINGER was 0 while running). */
+    int linger = 1000;
+    zmq_setsockopt(ingress, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(control, ZMQ_LINGER, &linger, sizeof(linger));
     rc = 0;
 out:
     http_destroy(&http);

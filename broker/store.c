@@ -1,5 +1,7 @@
 /* The broker's Redis side. A sync connection proves Redis at start-up; then one async
  * connection, reconnected with backoff, carries pipelined EVALSHA calls from the event loop. */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,14 @@ struct store {
     int backoff_ms;
     uint64_t last_seq;
     size_t pending;
+    int64_t progress_us;    /* last reply or connect: a stuck link is detected from it */
 };
+
+/* hiredis 0.14 has no command or connect timeouts: a Redis that stops answering while the
+ * connection stays up would stall ingest for good. After this long without progress while
+ * calls wait (or while connecting), the link is dropped and rebuilt; callers get a retryable
+ * failure. */
+#define STORE_STALL_US (5 * 1000 * 1000LL)
 
 typedef enum { CALL_INGEST, CALL_CUSTOMER, CALL_TAIL, CALL_TAIL_REV, CALL_SEQ, CALL_PLAIN } call_kind_t;
 
@@ -54,16 +63,28 @@ static int parse_url(store_t *st, const char *url, char *err, size_t errlen)
     if (strncmp(url, "redis://", 8) == 0) {
         const char *h = url + 8, *colon = strchr(h, ':'), *slash = strchr(h, '/');
         size_t hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
-        st->host = strndup(h, hl);
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)hl, h);
         st->port = colon ? atoi(colon + 1) : 6379;
         st->db = slash ? atoi(slash + 1) : 0;
-        if (!st->host)
-            return OMNI_ENOMEM;
-        if (!*st->host || st->port <= 0 || st->port > 65535) {
+        if (!*name || st->port <= 0 || st->port > 65535) {
             snprintf(err, errlen, "bad Redis URL '%s' (want redis://host:port/db or unix:///path)", url);
             return OMNI_ECONFIG;
         }
-        return 0;
+        /* Resolve once, here: hiredis would call getaddrinfo on every reconnect, inside the
+         * event loop, and a slow resolver would stall everything else. */
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+        char ip[INET6_ADDRSTRLEN];
+        if (getaddrinfo(name, NULL, &hints, &ai) != 0 || !ai) {
+            snprintf(err, errlen, "cannot resolve Redis host '%s'", name);
+            return OMNI_EUNAVAIL;
+        }
+        const void *addr = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                                                     : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        inet_ntop(ai->ai_family, addr, ip, sizeof(ip));
+        freeaddrinfo(ai);
+        st->host = strdup(ip);
+        return st->host ? 0 : OMNI_ENOMEM;
     }
     snprintf(err, errlen, "bad Redis URL '%s' (want redis://host:port/db or unix:///path)", url);
     return OMNI_ECONFIG;
@@ -158,6 +179,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     st->state = STORE_UP;
     st->backoff_ms = 100;
+    st->progress_us = omni_mono_us();
     LOG_INFO("redis: connected to %s", st->cfg->redis);
 }
 
@@ -183,6 +205,7 @@ static void start_connect(store_t *st)
     ac->data = st;
     st->ac = ac;
     st->state = STORE_CONNECTING;
+    st->progress_us = omni_mono_us();
     redis_zmq_attach(&st->rz, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -222,8 +245,16 @@ int store_timeout_ms(const store_t *st)
 
 void store_tick(store_t *st)
 {
-    if (st->state == STORE_DOWN && omni_mono_us() >= st->reconnect_at_us)
+    int64_t now = omni_mono_us();
+    if (st->state == STORE_DOWN && now >= st->reconnect_at_us) {
         start_connect(st);
+    } else if (st->ac && (st->pending > 0 || st->state == STORE_CONNECTING) &&
+               now - st->progress_us > STORE_STALL_US) {
+        LOG_WARN("redis: no answer from %s for %lld ms; reconnecting", st->cfg->redis,
+                 (long long)((now - st->progress_us) / 1000));
+        metrics_inc(M_REDIS_ERRORS);
+        redisAsyncDisconnect(st->ac); /* pending callbacks get NULL: retryable nacks */
+    }
 }
 
 store_state_t store_state(const store_t *st) { return st->state; }
@@ -314,9 +345,15 @@ static void finish_customer(call_t *call, redisReply *r)
         return;
     }
     redisReply *ids = r->element[1], *convs = r->element[2];
-    const char *idv[ids->elements ? ids->elements : 1];
-    store_conv_t cv[convs->elements ? convs->elements : 1];
+    const char **idv = calloc(ids->elements + 1, sizeof(*idv));
+    store_conv_t *cv = calloc(convs->elements + 1, sizeof(*cv));
     size_t nc = 0;
+    if (!idv || !cv) {
+        free(idv);
+        free(cv);
+        cb(OMNI_ENOMEM, NULL, NULL, 0, NULL, 0, call->ud);
+        return;
+    }
     for (size_t i = 0; i < ids->elements; i++)
         idv[i] = ids->element[i]->str;
     for (size_t i = 0; i < convs->elements; i++) {
@@ -330,6 +367,8 @@ static void finish_customer(call_t *call, redisReply *r)
         nc++;
     }
     cb(0, r->element[0]->str, idv, ids->elements, cv, nc, call->ud);
+    free(idv);
+    free(cv);
 }
 
 /* XRANGE/XREVRANGE: [[id, [field, value, ...]], ...]; our entries carry field "e". */
@@ -373,6 +412,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     store_t *st = call->st;
     redisReply *r = reply;
     st->pending--;
+    if (r)
+        st->progress_us = omni_mono_us();
     switch (call->kind) {
     case CALL_INGEST: finish_ingest(st, call, r); break;
     case CALL_CUSTOMER: finish_customer(call, r); break;
@@ -405,7 +446,8 @@ static int send_call(store_t *st, call_kind_t kind, void *cb, void *ud, int argc
         free(call);
         return OMNI_EUNAVAIL;
     }
-    st->pending++;
+    if (st->pending++ == 0)
+        st->progress_us = omni_mono_us(); /* the stall clock starts with the first waiting call */
     return 0;
 }
 

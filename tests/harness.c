@@ -299,8 +299,14 @@ int h_omnictl(const h_env_t *h, char *out, size_t outlen, const char *const *arg
     close(pfd[1]);
     size_t n = 0;
     ssize_t r;
-    while ((r = read(pfd[0], out + n, outlen - 1 - n)) > 0 && n < outlen - 1)
-        n += (size_t)r;
+    char sink[4096];
+    for (;;) { /* read to EOF even past outlen, or a chatty child blocks on a full pipe */
+        r = n < outlen - 1 ? read(pfd[0], out + n, outlen - 1 - n) : read(pfd[0], sink, sizeof(sink));
+        if (r <= 0)
+            break;
+        if (n < outlen - 1)
+            n += (size_t)r;
+    }
     out[n] = 0;
     close(pfd[0]);
     int st;

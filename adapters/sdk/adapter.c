@@ -236,7 +236,7 @@ static int send_envelope(omni_adapter_t *ad, Omni__V1__Envelope *env)
 
 int omni_adapter_send(omni_adapter_t *ad, const Omni__V1__InboundMessage *msg, uint64_t *request_id)
 {
-    char pmid[96];
+    char pmid[160];
     if (!ad || !msg)
         return OMNI_EINVAL;
     Omni__V1__InboundMessage m = *msg; /* shallow: only our own defaults are swapped in */
@@ -250,8 +250,9 @@ int omni_adapter_send(omni_adapter_t *ad, const Omni__V1__InboundMessage *msg, u
         m.received_ms = omni_now_ms();
     if (!m.provider_message_id || !*m.provider_message_id) {
         /* No natural id: make one now, so every resend of this copy carries the same key. */
-        snprintf(pmid, sizeof(pmid), "%s:%lld:%u:%llu", ad->adapter_id, (long long)m.received_ms,
-                 ad->gen, (unsigned long long)ad->next_id);
+        /* Unique parts first: a long adapter id may be cut, never the counter. */
+        snprintf(pmid, sizeof(pmid), "%llu.%u.%lld@%s", (unsigned long long)ad->next_id, ad->gen,
+                 (long long)m.received_ms, ad->adapter_id);
         m.provider_message_id = pmid;
     }
     if (ad->next_id - ad->head_id >= ad->cap)

@@ -7,7 +7,8 @@ if not c then return {} end
 local ids = redis.call('SMEMBERS', P .. 'cus:' .. c .. ':ids')
 table.sort(ids)
 local convs = {}
-for _, v in ipairs(redis.call('ZRANGE', P .. 'cus:' .. c .. ':convs', 0, -1)) do
+-- The newest 500 conversations: a long-lived customer's history is the stream's job.
+for _, v in ipairs(redis.call('ZRANGE', P .. 'cus:' .. c .. ':convs', -500, -1)) do
   local h = redis.call('HMGET', P .. 'conv:' .. v, 'channel', 'state', 'opened_ms')
   convs[#convs + 1] = { v, h[1] or '', h[2] or '', h[3] or '0' }
 end

@@ -20,7 +20,14 @@ local now, window, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[
 local thread_ttl, n = tonumber(ARGV[6]), tonumber(ARGV[7])
 local stream = KEYS[1]
 -- seq lives in a local for the whole batch: one GET and one SET instead of an INCR per event.
+-- It never starts behind the stream's last id (a lost or evicted seq key would otherwise make
+-- every later XADD fail).
 local seq = tonumber(redis.call('GET', P .. 'seq') or '0')
+local tip = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+if tip[1] then
+  local last = tonumber(string.match(tip[1][1], '^(%d+)'))
+  if last > seq then seq = last end
+end
 
 -- Protobuf encoding of the few field shapes a StreamEvent header needs (numbers < 2^53).
 local function varint(v)
