@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -99,4 +100,20 @@ Test(durability, redis_stop_and_restart_loses_nothing)
 {
     run(3000, 1000, redis_stop, redis_restart);
     cr_assert_geq(h_counter(&H, "redis_reconnects"), 1);
+}
+
+static void redis_freeze(void) { kill(H.redis_pid, SIGSTOP); }
+static void redis_thaw(void)
+{
+    /* Frozen long enough for the broker's stall detector (5 s) to drop the link, then back. */
+    long long before = h_counter(&H, "redis_errors");
+    for (int i = 0; i < 200 && h_counter(&H, "redis_errors") == before; i++)
+        usleep(50 * 1000);
+    cr_assert_gt(h_counter(&H, "redis_errors"), before, "a hung Redis was not noticed");
+    kill(H.redis_pid, SIGCONT);
+}
+
+Test(durability, hung_redis_is_detected_and_nothing_is_lost)
+{
+    run(2000, 500, redis_freeze, redis_thaw);
 }
