@@ -173,26 +173,20 @@ void h_broker_start(h_env_t *h)
     cr_assert_fail("omni-broker did not answer on %s", h->control);
 }
 
-void h_broker_stop(h_env_t *h, int sig)
+int h_broker_stop(h_env_t *h, int sig)
 {
+    int st = 0;
     if (h->broker_pid > 0) {
         kill(h->broker_pid, sig);
-        waitpid(h->broker_pid, NULL, 0);
+        waitpid(h->broker_pid, &st, 0);
         h->broker_pid = 0;
     }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 void h_setup(h_env_t *h)
 {
-    memset(h, 0, sizeof(*h));
-    snprintf(h->dir, sizeof(h->dir), "%s/omni-test.XXXXXX", env_or("TMPDIR", "/tmp"));
-    cr_assert(mkdtemp(h->dir), "mkdtemp: %s", strerror(errno));
-    snprintf(h->redis_sock, sizeof(h->redis_sock), "%s/redis.sock", h->dir);
-    snprintf(h->redis_url, sizeof(h->redis_url), "unix://%s", h->redis_sock);
-    snprintf(h->ingress, sizeof(h->ingress), "ipc://%s/ingress", h->dir);
-    snprintf(h->control, sizeof(h->control), "ipc://%s/control", h->dir);
-    snprintf(h->stream, sizeof(h->stream), "ipc://%s/stream", h->dir);
-    snprintf(h->agents, sizeof(h->agents), "ipc://%s/agents", h->dir);
+    h_prepare(h);
     h_redis_start(h);
     h_broker_start(h);
 }

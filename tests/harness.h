@@ -27,7 +27,7 @@ void h_redis_start(h_env_t *h);
 void h_redis_stop(h_env_t *h, int sig);  /* SIGTERM: clean (AOF flushed); waits */
 void h_broker_start(h_env_t *h);         /* waits until the control endpoint answers */
 int h_broker_spawn(h_env_t *h, const char *const *extra, char *err, size_t errlen); /* start, return exit code if it exits within 1 s, else -1 */
-void h_broker_stop(h_env_t *h, int sig); /* SIGKILL for crash tests; waits */
+int h_broker_stop(h_env_t *h, int sig);  /* SIGKILL for crash tests; waits; exit status */
 
 redisContext *h_redis(const h_env_t *h); /* caller frees */
 

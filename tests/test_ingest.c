@@ -360,3 +360,21 @@ Test(ingest, healthz_and_metrics)
     }
     cr_assert_eq(status, 503, "healthz must fail while Redis is down");
 }
+
+/* SIGTERM: the broker finishes, frees everything and exits 0 (in the sanitizer build a
+ * leak would make that exit status non-zero). */
+Test(ingest, sigterm_is_a_clean_exit)
+{
+    omni_adapter_t *ad = h_adapter(&H, "t-term", OMNI__V1__CHANNEL__CHANNEL_EMAIL, NULL, NULL);
+    Omni__V1__InboundMessage m;
+    h_ack_t ack;
+    const char *also[] = {"phone:090-2222-3333", NULL};
+    h_msg(&m, OMNI__V1__CHANNEL__CHANNEL_EMAIL, "<t1@x>", "email:a@example.jp", also, "クレジットカードの不正利用");
+    cr_assert_eq(h_send(ad, &m, &ack, 5000), 0);
+    cr_assert(ack.accepted);
+    char out[4096];
+    const char *args[] = {"customer", "phone:09022223333", "--json", NULL};
+    cr_assert_eq(h_omnictl(&H, out, sizeof(out), args), 0);
+    omni_adapter_destroy(&ad);
+    cr_assert_eq(h_broker_stop(&H, SIGTERM), 0, "exit status after SIGTERM");
+}
