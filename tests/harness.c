@@ -222,19 +222,27 @@ static void copy_ack(omni_adapter_t *ad, const omni_ack_t *a, void *user)
     snprintf(out->detail, sizeof(out->detail), "%s", a->detail);
 }
 
+/* Test timings: fast resends so failure paths finish within a test's time. */
+static void test_opts(omni_adapter_opts_t *o, const h_env_t *h, const char *id, Omni__V1__Channel ch)
+{
+    omni_adapter_opts_init(o);
+    o->broker = h->ingress;
+    o->adapter_id = id;
+    o->channel = ch;
+    o->ack_timeout_ms = 300;
+    o->backoff_max_ms = 1000;
+    o->heartbeat_ms = 300;
+    o->outbox_max = 20000;
+    o->on_ack = copy_ack;
+}
+
 omni_adapter_t *h_adapter(const h_env_t *h, const char *id, Omni__V1__Channel ch, omni_ack_cb cb, void *user)
 {
     omni_adapter_opts_t o;
     omni_adapter_t *ad = NULL;
-    omni_adapter_opts_init(&o);
-    o.broker = h->ingress;
-    o.adapter_id = id;
-    o.channel = ch;
-    o.ack_timeout_ms = 300;
-    o.backoff_max_ms = 1000;
-    o.heartbeat_ms = 300;
-    o.outbox_max = 20000;
-    o.on_ack = cb ? cb : copy_ack;
+    test_opts(&o, h, id, ch);
+    if (cb)
+        o.on_ack = cb;
     o.user = user;
     cr_assert_eq(omni_adapter_new(&o, &ad), 0);
     return ad;
@@ -409,18 +417,10 @@ omni_adapter_t *h_adapter_curve(const h_env_t *h, const char *id, Omni__V1__Chan
 {
     omni_adapter_opts_t o;
     omni_adapter_t *ad = NULL;
-    omni_adapter_opts_init(&o);
-    o.broker = h->ingress;
-    o.adapter_id = id;
-    o.channel = ch;
-    o.ack_timeout_ms = 300;
-    o.backoff_max_ms = 1000;
-    o.heartbeat_ms = 300;
-    o.outbox_max = 20000;
+    test_opts(&o, h, id, ch);
     o.curve_server_key = server_pub;
     o.curve_public_key = client_pub;
     o.curve_secret_key = client_sec;
-    o.on_ack = copy_ack;
     cr_assert_eq(omni_adapter_new(&o, &ad), 0);
     return ad;
 }
