@@ -30,13 +30,15 @@ if tip[1] then
 end
 
 -- Protobuf encoding of the few field shapes a StreamEvent header needs (numbers < 2^53).
+local char = string.char
 local function varint(v)
+  if v < 128 then return char(v) end -- every tag and most lengths: no table, no concat
   local out = {}
   repeat
     local b = v % 128
     v = (v - b) / 128
     if v > 0 then b = b + 128 end
-    out[#out + 1] = string.char(b)
+    out[#out + 1] = char(b)
   until v == 0
   return table.concat(out)
 end
@@ -69,6 +71,7 @@ local function common(chnum)
 end
 
 local function cust_num(c) return tonumber(string.sub(c, 5)) or 0 end
+local function by_age(a, b) return cust_num(a) < cust_num(b) end
 
 -- Fold `gone` into `keep`: identities, conversations and open-conversation slots move over.
 local function merge(keep, gone, ch, chnum)
@@ -129,7 +132,7 @@ for _ = 1, n do
       if c then owned[id] = true end
       if c and not seen[c] then seen[c] = true; custs[#custs + 1] = c end
     end
-    table.sort(custs, function(a, b) return cust_num(a) < cust_num(b) end)
+    if #custs > 1 then table.sort(custs, by_age) end
     local cust
     if #custs == 0 then
       cust = 'cus_' .. redis.call('INCR', P .. 'next:cus')
