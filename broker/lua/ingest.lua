@@ -165,9 +165,10 @@ for _ = 1, n do
     if conv and not conv_open(conv) then
       redis.call('HSET', P .. 'conv:' .. conv, 'state', 'open')
     end
+    -- Invariant: cus:<id>:open lists only open conversations (closing one must HDEL it), so
+    -- the common case costs one HGET.
     if not conv then
       conv = redis.call('HGET', P .. 'cus:' .. cust .. ':open', ch)
-      if conv and not conv_open(conv) then conv = nil end
     end
     if not conv then
       conv = 'cnv_' .. redis.call('INCR', P .. 'next:cnv')
