@@ -20,9 +20,10 @@ static void on_ack(omni_adapter_t *ad, const omni_ack_t *a, void *user)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: omni-example-adapter [BROKER_ENDPOINT]\nReads \"TYPE:VALUE text\" lines from stdin.\n");
-        return 0;
+    if (argc > 1 && argv[1][0] == '-') { /* --help, --version */
+        printf("omni-example-adapter %s\nusage: omni-example-adapter [BROKER_ENDPOINT]\n"
+               "Reads \"TYPE:VALUE text\" lines from stdin.\n", OMNI_VERSION);
+        return strcmp(argv[1], "--help") && strcmp(argv[1], "--version") ? 2 : 0;
     }
     omni_adapter_opts_t o;
     omni_adapter_t *ad;
