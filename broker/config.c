@@ -1,13 +1,11 @@
 /* Broker configuration: built-in defaults, a YAML overlay read with libyaml's document API,
  * and the cross-field checks run once at start-up, before any socket is bound. */
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <strings.h>
 
 #include <yaml.h>
@@ -16,6 +14,7 @@
 #include <omni/omni.h>
 
 #include "config.h"
+#include "yamlfile.h"
 
 /* What a key holds, which decides how its YAML node is read. */
 typedef enum {
@@ -415,81 +414,16 @@ static int config_load_map(config_ctx_t *ctx, config_t *cfg, const yaml_node_t *
     return 0;
 }
 
-/* libyaml's reader errors carry a byte offset, not a line: count the newlines before it. */
-static size_t config_offset_line(FILE *f, size_t offset)
-{
-    size_t line = 1;
-    int c;
-
-    if (fseek(f, 0, SEEK_SET) != 0) return line;
-    for (size_t i = 0; i < offset && (c = getc(f)) != EOF; i++)
-        if (c == '\n') line++;
-    return line;
-}
-
-static int config_yaml_error(config_ctx_t *ctx, yaml_parser_t *parser, FILE *f)
-{
-    size_t line = parser->problem_mark.line + 1;
-
-    if (parser->error == YAML_MEMORY_ERROR) {
-        config_err(ctx->err, ctx->errlen, "%s: out of memory", ctx->path);
-        return OMNI_ENOMEM;
-    }
-    if (parser->error == YAML_READER_ERROR) line = config_offset_line(f, parser->problem_offset);
-    config_err(ctx->err, ctx->errlen, "%s:%zu: %s%s%s%s", ctx->path, line,
-               parser->problem ? parser->problem : "YAML syntax error",
-               parser->context ? " (" : "", parser->context ? parser->context : "",
-               parser->context ? ")" : "");
-    return OMNI_ECONFIG;
-}
-
 int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
 {
     config_ctx_t ctx = {.path = path, .err = err, .errlen = errlen};
-    yaml_parser_t parser;
-    yaml_document_t doc, extra;
-    int parser_ok = 0, doc_ok = 0;
+    yaml_document_t doc;
     yaml_node_t *root;
-    FILE *f;
-    int rc = 0;
+    int rc;
 
-    struct stat sb;
-    if (!(f = fopen(path, "rb"))) {
-        config_err(err, errlen, "%s: %s", path, strerror(errno));
-        return OMNI_EIO;
-    }
-    if (fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode)) { /* fopen happily opens a directory */
-        config_err(err, errlen, "%s: not a regular file", path);
-        fclose(f);
-        return OMNI_EIO;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        config_err(err, errlen, "%s: out of memory", path);
-        rc = OMNI_ENOMEM;
-        goto out;
-    }
-    parser_ok = 1;
-    yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = config_yaml_error(&ctx, &parser, f);
-        goto out;
-    }
-    doc_ok = 1;
+    if ((rc = yamlfile_load(path, &doc, err, errlen)) != 0)
+        return rc;
     ctx.doc = &doc;
-
-    /* A second document would be ignored by everything below: refuse it instead. */
-    if (!yaml_parser_load(&parser, &extra)) {
-        rc = config_yaml_error(&ctx, &parser, f);
-        goto out;
-    }
-    root = yaml_document_get_root_node(&extra);
-    if (root) {
-        config_err(err, errlen, "%s:%zu: only one YAML document is allowed", path, config_line(root));
-        rc = OMNI_ECONFIG;
-    }
-    yaml_document_delete(&extra);
-    if (rc) goto out;
-
     root = yaml_document_get_root_node(&doc);
     if (!root || config_is_null(root)) goto out; /* an empty file changes nothing */
     if (root->type != YAML_MAPPING_NODE) {
@@ -500,9 +434,7 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
     }
     rc = config_load_map(&ctx, cfg, root, "");
 out:
-    if (doc_ok) yaml_document_delete(&doc);
-    if (parser_ok) yaml_parser_delete(&parser);
-    fclose(f);
+    yaml_document_delete(&doc);
     return rc;
 }
 

@@ -1,17 +1,16 @@
 /* Queue matching: ordered rules -> queue, category and priority offset for a new conversation.
  * Rules are copied and validated when added (or loaded from YAML); classification never allocates. */
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include <yaml.h>
 
 #include "match.h"
+#include "yamlfile.h"
 
 #define MATCH_PROVIDER_MAX 16
 
@@ -659,80 +658,25 @@ static int match_load_routing(match_ctx_t *ctx, match_rules_t *dst, const yaml_n
     return 0;
 }
 
-/* libyaml's reader errors carry a byte offset, not a line: count the newlines before it. */
-static size_t match_offset_line(FILE *f, size_t offset)
-{
-    size_t line = 1;
-    int c;
-
-    if (fseek(f, 0, SEEK_SET) != 0) return line;
-    for (size_t i = 0; i < offset && (c = getc(f)) != EOF; i++)
-        if (c == '\n') line++;
-    return line;
-}
-
-static int match_yaml_error(match_ctx_t *ctx, yaml_parser_t *parser, FILE *f)
-{
-    size_t line = parser->problem_mark.line + 1;
-
-    if (parser->error == YAML_MEMORY_ERROR) {
-        match_err(ctx, NULL, "out of memory");
-        return OMNI_ENOMEM;
-    }
-    if (parser->error == YAML_READER_ERROR) line = match_offset_line(f, parser->problem_offset);
-    if (ctx->err && ctx->errlen)
-        snprintf(ctx->err, ctx->errlen, "%s:%zu: %s%s%s%s", ctx->path, line,
-                 parser->problem ? parser->problem : "YAML syntax error", parser->context ? " (" : "",
-                 parser->context ? parser->context : "", parser->context ? ")" : "");
-    return OMNI_ECONFIG;
-}
-
 int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, size_t errlen)
 {
+    char scratch[8];
     match_ctx_t ctx = {.path = path, .err = err, .errlen = errlen};
     match_rules_t *tmp = NULL;
-    yaml_parser_t parser;
-    yaml_document_t doc, extra;
-    int parser_ok = 0, doc_ok = 0, rc = 0;
+    yaml_document_t doc;
+    int rc;
     yaml_node_t *root;
-    struct stat sb;
-    FILE *f;
 
     if (err && errlen) err[0] = '\0';
     if (!rules || !path) return OMNI_EINVAL;
-    if (!(f = fopen(path, "rb"))) {
-        if (err && errlen) snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return OMNI_EIO;
-    }
-    if (fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode)) { /* fopen happily opens a directory */
-        if (err && errlen) snprintf(err, errlen, "%s: not a regular file", path);
-        fclose(f);
-        return OMNI_EIO;
-    }
-    /* Load into a scratch set so a bad file leaves the live rules untouched. */
-    if ((rc = match_rules_new(&tmp)) != 0 || !yaml_parser_initialize(&parser)) {
-        match_err(&ctx, NULL, "out of memory");
-        rc = OMNI_ENOMEM;
-        goto out;
-    }
-    parser_ok = 1;
-    yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = match_yaml_error(&ctx, &parser, f);
-        goto out;
-    }
-    doc_ok = 1;
+    if ((rc = yamlfile_load(path, &doc, err && errlen ? err : scratch, err && errlen ? errlen : sizeof(scratch))))
+        return rc;
     ctx.doc = &doc;
-    /* A second document would be ignored: refuse it instead. */
-    if (!yaml_parser_load(&parser, &extra)) {
-        rc = match_yaml_error(&ctx, &parser, f);
+    /* Load into a scratch set so a bad file leaves the live rules untouched. */
+    if ((rc = match_rules_new(&tmp)) != 0) {
+        match_err(&ctx, NULL, "out of memory");
         goto out;
     }
-    root = yaml_document_get_root_node(&extra);
-    if (root) rc = match_err(&ctx, root, "only one YAML document is allowed");
-    yaml_document_delete(&extra);
-    if (rc) goto out;
-
     root = yaml_document_get_root_node(&doc);
     if (!root || match_is_null(root)) {
         rc = match_err(&ctx, NULL, "no 'routing' section");
@@ -766,9 +710,7 @@ int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, siz
         *tmp = t;
     }
 out:
-    if (doc_ok) yaml_document_delete(&doc);
-    if (parser_ok) yaml_parser_delete(&parser);
+    yaml_document_delete(&doc);
     match_rules_destroy(&tmp);
-    fclose(f);
     return rc;
 }
