@@ -19,6 +19,7 @@ const char *omni_strerror(int err)
     case OMNI_ECONFIG: return "bad configuration";
     case OMNI_EUNAVAIL: return "dependency unavailable";
     case OMNI_ECLOSED: return "closed";
+    case OMNI_ESTATE: return "not allowed in this state";
     }
     return "unknown error";
 }

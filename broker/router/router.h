@@ -69,6 +69,11 @@ typedef enum {
     ROUTER_D_OFFER = 0,    /* new offer: tell the agent */
     ROUTER_D_REVOKE,       /* offer expired inside router_advance or agent went offline: tell the agent */
     ROUTER_D_REQUEUE,      /* an assigned task returned to its queue (agent went offline) */
+    ROUTER_D_STATE,        /* the router changed an agent's state itself: `state` (auto-pause after
+                            * max_missed timed-out offers -> AWAY; wrap-up start -> WRAP_UP;
+                            * wrap-up end -> AVAILABLE). Not emitted for router_agent_set_state. */
+    ROUTER_D_OVERFLOW,     /* a waiting task moved from `from_queue` to `queue` (overflow after
+                            * overflow_after_ms of wait), keeping its original enqueue time */
 } router_dkind_t;
 
 typedef struct {
@@ -81,6 +86,9 @@ typedef struct {
     uint32_t pool_size;      /* eligible able agents considered (all pools <= step) */
     int64_t score;           /* wait + priority in ms at decision time */
     uint64_t offer_id;
+    router_state_t state;    /* ROUTER_D_STATE: the agent's new state */
+    int from_queue;          /* ROUTER_D_OVERFLOW: where it came from; else -1 */
+    int64_t enqueued_at;     /* the task's original enqueue time */
 } router_decision_t;
 
 /* Called synchronously for every decision; must not call back into the router. */
@@ -92,6 +100,7 @@ typedef struct {
      * all-zero means the default: phone blocks chat and sns. */
     uint8_t blocks[ROUTER_CHANNELS];
     int use_blocks;           /* 1: take blocks[] as given (even all zero) */
+    uint32_t max_missed;      /* consecutive timed-out offers that put an agent AWAY; 0 = never */
 } router_limits_t;
 
 typedef struct { int skill; int level; } router_skill_level_t;
@@ -123,7 +132,11 @@ typedef struct {
     int64_t sticky_ms;                 /* preferred agent honoured this long (of wait) */
     int64_t offer_timeout_ms;          /* 0: the caller times offers out itself */
     int64_t sla_ms;                    /* answered within this wait counts as SLA met */
-    uint32_t max_len;                  /* waiting tasks; 0 = only the global max_tasks */
+    int64_t sla_ch_ms[ROUTER_CHANNELS];/* per-channel SLA target; 0 = sla_ms */
+    uint32_t max_len;                  /* waiting tasks; 0 = only the global max_tasks. When full, an
+                                        * enqueue goes to the overflow queue if set, else OMNI_EFULL */
+    int64_t wrap_up_ms;                /* agent is WRAP_UP this long after releasing a task of this
+                                        * queue (no new offers on any channel); 0 = none */
 } router_queue_cfg_t;
 
 typedef struct {
@@ -149,13 +162,43 @@ int router_team(router_t *r, const char *name);
 
 int router_queue_add(router_t *r, const router_queue_cfg_t *cfg, int *qid);
 int router_queue_find(const router_t *r, const char *name);   /* id or OMNI_ENOTFOUND */
+const char *router_queue_name(const router_t *r, int queue);  /* NULL if no such queue */
+uint32_t router_queue_count(const router_t *r);
+/* Waiting tasks of `queue` move to `to` once they waited after_ms (original enqueue time kept, so
+ * they keep their place by age); also where enqueues go when `queue` is at max_len. Chains are
+ * allowed, cycles are OMNI_EINVAL. to = -1 removes it. */
+int router_queue_set_overflow(router_t *r, int queue, int to, int64_t after_ms);
 /* Agents start OFFLINE. Re-adding an existing id is OMNI_EINVAL. */
 int router_agent_add(router_t *r, const router_agent_cfg_t *cfg);
+/* New skills/team/capacity for an existing OFFLINE agent (a new login); eligibility re-resolved.
+ * OMNI_ENOTFOUND unknown id, OMNI_ESTATE not offline. */
+int router_agent_update(router_t *r, const router_agent_cfg_t *cfg);
+int router_agent_exists(const router_t *r, const char *agent_id);
+/* Iteration for omnictl: agent i in 0..router_agent_count()-1. */
+uint32_t router_agent_count(const router_t *r);
+const char *router_agent_id(const router_t *r, uint32_t i);
 
 int router_agent_set_state(router_t *r, const char *agent_id, router_state_t st, int64_t now_ms);
 /* New conversation. priority_ms raises it (virtual ms of wait); preferred_agent may be NULL. */
 int router_enqueue(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms,
                    const char *preferred_agent, int64_t now_ms);
+/* Same, with the task's original enqueue time (<= now): recovery after a restart, requeues kept
+ * by the caller. The task's wait, step and score count from enqueued_at. */
+int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms,
+                      const char *preferred_agent, int64_t enqueued_at, int64_t now_ms);
+/* Recovery: put a task straight into ASSIGNED on an agent that is not OFFLINE (its load counts
+ * from now). OMNI_EFULL if the agent has no room on that channel, OMNI_ESTATE offline agent,
+ * OMNI_EINVAL task id in use. */
+int router_attach(router_t *r, const char *task_id, int queue, int channel, const char *agent_id,
+                  int64_t enqueued_at, int64_t now_ms);
+/* An ASSIGNED task changes hands: the holder's slot is freed (no wrap-up) and the holder takes
+ * new work; the task re-enters `queue` (-1 = its queue) with its original enqueue time. With
+ * to_agent, it is parked on that agent for hold_ms (eligibility not required: a supervisor's
+ * choice) and offered when the agent has room (strategy ROUTER_STICKY), then falls back to the
+ * queue's pool. OMNI_ENOTFOUND unknown task/queue/agent, OMNI_ESTATE task not assigned,
+ * OMNI_EINVAL to_agent is the holder. */
+int router_transfer(router_t *r, const char *task_id, int queue, const char *to_agent, int64_t hold_ms,
+                    int64_t now_ms);
 int router_accept(router_t *r, uint64_t offer_id, int64_t now_ms);
 int router_reject(router_t *r, uint64_t offer_id, int64_t now_ms);
 int router_offer_timeout(router_t *r, uint64_t offer_id, int64_t now_ms);
@@ -183,6 +226,17 @@ int router_agent_info(const router_t *r, const char *agent_id, router_agent_info
 int router_agent_min_step(const router_t *r, const char *agent_id, int queue);
 /* Current step of a task (waiting or offered) */
 int router_task_step(const router_t *r, const char *task_id, int64_t now_ms);
+
+typedef enum { ROUTER_T_WAITING = 1, ROUTER_T_PARKED, ROUTER_T_OFFERED, ROUTER_T_ASSIGNED } router_tstate_t;
+typedef struct {
+    router_tstate_t state;
+    int queue, channel;
+    const char *agent_id;    /* offered/assigned/parked-on agent, NULL otherwise; router-owned */
+    uint64_t offer_id;       /* while OFFERED */
+    int64_t enqueued_at;
+} router_task_info_t;
+/* OMNI_ENOTFOUND if the task is not in the router. */
+int router_task_info(const router_t *r, const char *task_id, router_task_info_t *out);
 
 /* Full consistency check for tests: capacity never exceeded, loads match held tasks, pools hold
  * exactly the able agents, offered tasks eligible, no waiting task with an able eligible agent,

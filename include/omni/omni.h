@@ -26,6 +26,7 @@ typedef enum {
     OMNI_ECONFIG = -9,   /* bad configuration */
     OMNI_EUNAVAIL = -10, /* a dependency (broker, Redis) is not reachable */
     OMNI_ECLOSED = -11,  /* the object is shutting down */
+    OMNI_ESTATE = -12,   /* not allowed in the object's current state (accepting twice, not assigned) */
 } omni_err_t;
 
 /* Static text for an omni_err_t; never NULL. */
