@@ -10,6 +10,7 @@
 #include "control.h"
 #include "log.h"
 #include "metrics.h"
+#include "routing.h"
 
 #define CONTROL_MAX_FRAME (1024 * 1024 + 4096)
 #define TAIL_MAX 1000
@@ -26,14 +27,17 @@ struct control {
     ingest_t *in;
     void *sock;
     int64_t started_ms;
+    routing_t *rt;
 };
+
+void control_set_routing(control_t *c, routing_t *rt) { c->rt = rt; }
 
 int control_new(const config_t *cfg, store_t *st, ingest_t *in, void *sock, int64_t started_ms, control_t **out)
 {
     control_t *c = calloc(1, sizeof(*c));
     if (!c)
         return OMNI_ENOMEM;
-    *c = (control_t){cfg, st, in, sock, started_ms};
+    *c = (control_t){cfg, st, in, sock, started_ms, NULL};
     *out = c;
     return 0;
 }
@@ -212,6 +216,31 @@ static void on_tail(int err, const store_entry_t *ent, size_t n, void *ud)
     free(w);
 }
 
+static void do_queues(control_t *c, const reply_to_t *to)
+{
+    Omni__V1__ControlReply rep = OMNI__V1__CONTROL_REPLY__INIT;
+    Omni__V1__QueuesReply q = OMNI__V1__QUEUES_REPLY__INIT;
+    if (!c->rt || routing_queues(c->rt, &q) != 0)
+        return reply_error(to, "unavailable", c->rt ? "out of memory" : "routing is off");
+    rep.body_case = OMNI__V1__CONTROL_REPLY__BODY_QUEUES;
+    rep.queues = &q;
+    reply(to, &rep);
+    routing_queues_free(&q);
+}
+
+static void do_agents(control_t *c, const reply_to_t *to)
+{
+    Omni__V1__ControlReply rep = OMNI__V1__CONTROL_REPLY__INIT;
+    Omni__V1__AgentsReply a = OMNI__V1__AGENTS_REPLY__INIT;
+    void *mem = NULL;
+    if (!c->rt || routing_agents(c->rt, &a, &mem) != 0)
+        return reply_error(to, "unavailable", c->rt ? "out of memory" : "routing is off");
+    rep.body_case = OMNI__V1__CONTROL_REPLY__BODY_AGENTS;
+    rep.agents = &a;
+    reply(to, &rep);
+    routing_agents_free(&a, mem);
+}
+
 static void handle(control_t *c, reply_to_t *to, const uint8_t *data, size_t len)
 {
     metrics_inc(M_CONTROL_REQUESTS);
@@ -257,6 +286,12 @@ static void handle(control_t *c, reply_to_t *to, const uint8_t *data, size_t len
         }
         break;
     }
+    case OMNI__V1__CONTROL_REQUEST__BODY_QUEUES:
+        do_queues(c, to);
+        break;
+    case OMNI__V1__CONTROL_REQUEST__BODY_AGENTS:
+        do_agents(c, to);
+        break;
     default:
         reply_error(to, "unsupported", "unknown control request");
         break;

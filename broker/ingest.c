@@ -11,6 +11,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "routing.h"
 #include "validate.h"
 
 #define ADAPTERS_MAX 1024
@@ -43,6 +44,8 @@ typedef struct {
     size_t n_refs, n_regs;
     uint8_t *partial;
     size_t partial_len;
+    uint8_t *route;                /* routing stub, owned; NULL without routing */
+    size_t route_len;
 } queued_t;
 
 struct ingest {
@@ -56,7 +59,10 @@ struct ingest {
     int calls;                     /* script calls waiting for Redis */
     adapter_rec_t adapters[ADAPTERS_MAX];
     size_t n_adapters;
+    routing_t *rt;                 /* borrowed; NULL: nothing is routed */
 };
+
+void ingest_set_routing(ingest_t *in, routing_t *rt) { in->rt = rt; }
 
 int ingest_new(const config_t *cfg, store_t *st, void *ingress, void *pub, int64_t started_ms, ingest_t **out)
 {
@@ -84,6 +90,7 @@ static void queued_clear(queued_t *q)
     free(q->regs);
     free(q->ids);
     free(q->partial);
+    free(q->route);
     if (q->owner)
         protobuf_c_message_free_unpacked(q->owner, NULL);
     memset(q, 0, sizeof(*q));
@@ -252,7 +259,8 @@ void ingest_submit(ingest_t *in, const reply_to_t *to, Omni__V1__InboundMessage 
     q->to = *to;
     q->msg = msg;
     q->owner = owner;
-    if (build_ids(q, msg, linkable) || build_refs(q, msg) || build_partial(in, q, msg)) {
+    if (build_ids(q, msg, linkable) || build_refs(q, msg) || build_partial(in, q, msg) ||
+        (in->rt && routing_stub(in->rt, msg, &q->route, &q->route_len))) {
         nack(to, OMNI__V1__REASON__REASON_INTERNAL, 1, "out of memory");
         queued_clear(q);
         return;
@@ -283,8 +291,21 @@ static void publish_message(ingest_t *in, const pending_t *p, const store_result
     omni__v1__stream_event__pack(&head, buf);
     memcpy(buf + hl, p->partial, p->partial_len);
     publish(in, p->channel, buf, len);
+    if (in->rt)
+        routing_on_event(in->rt, "message", r->conversation_id, buf, len);
     if (buf != stackbuf)
         free(buf);
+}
+
+static void publish_script_event(ingest_t *in, const store_event_t *ev)
+{
+    publish(in, ev->channel, ev->bytes, ev->len);
+    if (strcmp(ev->kind, "customer_merged") == 0)
+        metrics_inc(M_CUSTOMERS_MERGED);
+    else if (strcmp(ev->kind, "conversation_opened") == 0)
+        metrics_inc(M_CONVERSATIONS_OPENED);
+    if (in->rt)
+        routing_on_event(in->rt, ev->kind, NULL, ev->bytes, ev->len);
 }
 
 static void batch_free(batch_t *b)
@@ -314,14 +335,12 @@ static void on_stored(int err, const store_result_t *res, size_t n_res, const st
     for (size_t i = 0; i < n_res; i++) {
         if (res[i].duplicate)
             continue;
-        for (; e < n_ev && ev[e].seq < res[i].seq; e++) {
-            publish(in, ev[e].channel, ev[e].bytes, ev[e].len);
-            metrics_inc(strcmp(ev[e].kind, "customer_merged") == 0 ? M_CUSTOMERS_MERGED : M_CONVERSATIONS_OPENED);
-        }
+        for (; e < n_ev && ev[e].seq < res[i].seq; e++)
+            publish_script_event(in, &ev[e]);
         publish_message(in, &b->items[i], &res[i]);
     }
     for (; e < n_ev; e++)
-        publish(in, ev[e].channel, ev[e].bytes, ev[e].len);
+        publish_script_event(in, &ev[e]);
     for (size_t i = 0; i < n_res; i++) {
         Omni__V1__Ack ack = OMNI__V1__ACK__INIT;
         ack.request_id = b->items[i].to.control ? 0 : b->items[i].to.id;
@@ -358,6 +377,7 @@ void ingest_flush(ingest_t *in)
                 .refs = (const char *const *)q->refs, .n_refs = q->n_refs,
                 .regs = (const char *const *)q->regs, .n_regs = q->n_regs,
                 .partial = q->partial, .partial_len = q->partial_len,
+                .route = q->route, .route_len = q->route_len,
             };
         }
         /* While connecting, hiredis queues the call: only a down link refuses at once. */
@@ -402,6 +422,8 @@ static void handle_hello(ingest_t *in, const reply_to_t *to, const Omni__V1__Hel
         a->last_seen_ms = omni_now_ms();
         a->heartbeat_ms = h->heartbeat_ms ? h->heartbeat_ms : 2000;
         a->outbox = h->outbox;
+        a->to = *to; /* where outbound messages for this adapter go */
+        a->to.id = 0;
         a->accounts[0] = 0;
         for (size_t i = 0, off = 0; i < h->n_accounts && off < sizeof(a->accounts); i++)
             off += snprintf(a->accounts + off, sizeof(a->accounts) - off, "%s%s", i ? "," : "", h->accounts[i]);
@@ -453,6 +475,8 @@ static void handle_frame(ingest_t *in, reply_to_t *to, const uint8_t *data, size
         break;
     case OMNI__V1__ENVELOPE__BODY_OUTBOUND_RESULT:
         metrics_inc(M_OUTBOUND_RESULTS);
+        if (in->rt && env->outbound_result)
+            routing_on_outbound_result(in->rt, env->outbound_result);
         break;
     default:
         nack(to, OMNI__V1__REASON__REASON_MALFORMED, 0, "unexpected envelope body on ingress");

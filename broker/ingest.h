@@ -21,7 +21,12 @@ typedef struct {
     int64_t last_seen_ms;
     uint32_t heartbeat_ms;
     uint32_t outbox;
+    reply_to_t to;           /* its DEALER on the ingress socket (outbound messages go there) */
 } adapter_rec_t;
+
+typedef struct routing routing_t;
+/* Classify and route what ingest stores (borrowed; NULL = no routing). */
+void ingest_set_routing(ingest_t *in, routing_t *rt);
 
 /* Sockets are borrowed: ingress ROUTER, stream PUB. cfg and st borrowed. */
 int ingest_new(const config_t *cfg, store_t *st, void *ingress, void *pub, int64_t started_ms, ingest_t **out);

@@ -15,6 +15,8 @@
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "routecfg.h"
+#include "routing.h"
 #include "store.h"
 #include "zap.h"
 
@@ -32,12 +34,13 @@ static void usage(FILE *f)
             "usage: omni-broker [options]\n"
             "\n"
             "The omni broker: validates channel messages, dedupes customer identity in Redis,\n"
-            "appends the protobuf conversation stream and acks adapters once it is durable.\n"
+            "appends the protobuf conversation stream, acks adapters once it is durable, and\n"
+            "routes every conversation to a human agent (queues, skills, capacity, SLA).\n"
             "\n"
             "  --config FILE        YAML configuration (see docs/configuration.md)\n"
             "  --redis URL          redis://host:port/db or unix:///path.sock (default redis://127.0.0.1:6379/0)\n"
             "  --ingress ENDPOINT   adapters connect here (default tcp://127.0.0.1:5560)\n"
-            "  --agents ENDPOINT    agents connect here (default tcp://127.0.0.1:5561; routing not in this version)\n"
+            "  --agents ENDPOINT    agents connect here (default tcp://127.0.0.1:5561)\n"
             "  --stream ENDPOINT    stream PUB socket (default tcp://127.0.0.1:5562)\n"
             "  --control ENDPOINT   omnictl connects here (default tcp://127.0.0.1:5563)\n"
             "  --http HOST:PORT     HTTP /metrics and /healthz (default 127.0.0.1:8080; port 0 = any)\n"
@@ -56,7 +59,7 @@ static int fail(const char *what)
     return 1;
 }
 
-static int parse_args(int argc, char **argv, config_t *cfg)
+static int parse_args(int argc, char **argv, config_t *cfg, const char **config_path)
 {
     enum { O_CONFIG = 1, O_REDIS, O_INGRESS, O_AGENTS, O_STREAM, O_CONTROL, O_HTTP, O_TENANT, O_LEVEL, O_FORMAT,
            O_HELP, O_VERSION };
@@ -94,6 +97,7 @@ static int parse_args(int argc, char **argv, config_t *cfg)
     }
     if (config && config_load_file(cfg, config, err, sizeof(err)) != 0)
         return fail(err);
+    *config_path = config;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char **f = o == O_REDIS ? &cfg->redis : o == O_INGRESS ? &cfg->ingress : o == O_AGENTS ? &cfg->agents
@@ -149,7 +153,10 @@ int main(int argc, char **argv)
     config_t cfg;
     char err[512];
     int rc = 1;
-    void *zctx = NULL, *ingress = NULL, *control = NULL, *pub = NULL;
+    void *zctx = NULL, *ingress = NULL, *control = NULL, *pub = NULL, *agents = NULL;
+    const char *config_path = NULL;
+    routecfg_t *rcfg = NULL;
+    routing_t *rt = NULL;
     store_t *st = NULL;
     ingest_t *in = NULL;
     control_t *ctl = NULL;
@@ -158,8 +165,12 @@ int main(int argc, char **argv)
 
     if (config_defaults(&cfg) != 0)
         return fail("out of memory");
-    if ((rc = parse_args(argc, argv, &cfg)) != 0)
+    if ((rc = parse_args(argc, argv, &cfg, &config_path)) != 0)
         goto out;
+    if (routecfg_load(config_path, &rcfg, err, sizeof(err)) != 0) {
+        rc = fail(err);
+        goto out;
+    }
     rc = 1;
     if (log_init(cfg.log_level, cfg.log_format) != 0) {
         fail("bad log level or format");
@@ -182,7 +193,8 @@ int main(int argc, char **argv)
     }
     if (!(ingress = bind_socket(zctx, ZMQ_ROUTER, "ingress", cfg.ingress, &cfg, err, sizeof(err))) ||
         !(control = bind_socket(zctx, ZMQ_ROUTER, "control", cfg.control, &cfg, err, sizeof(err))) ||
-        !(pub = bind_socket(zctx, ZMQ_PUB, "stream", cfg.stream, &cfg, err, sizeof(err)))) {
+        !(pub = bind_socket(zctx, ZMQ_PUB, "stream", cfg.stream, &cfg, err, sizeof(err))) ||
+        !(agents = bind_socket(zctx, ZMQ_ROUTER, "agents", cfg.agents, &cfg, err, sizeof(err)))) {
         fail(err);
         goto out;
     }
@@ -196,30 +208,45 @@ int main(int argc, char **argv)
         fail("out of memory");
         goto out;
     }
-    LOG_INFO("omni-broker %s: ingress %s, control %s, stream %s, http port %d, redis %s, tenant %s%s", OMNI_VERSION,
-             cfg.ingress, cfg.control, cfg.stream, http_port(http), cfg.redis, cfg.tenant,
+    /* Routing is rebuilt before the first message is read, so nothing queued before a crash
+     * is routed after anything new. */
+    if (routing_new(&cfg, rcfg, st, agents, pub, started_ms, &rt, err, sizeof(err)) != 0 ||
+        routing_recover(rt, err, sizeof(err)) != 0) {
+        rcfg = NULL; /* routing_new owns it, even on failure */
+        fail(err);
+        goto out;
+    }
+    rcfg = NULL;
+    ingest_set_routing(in, rt);
+    routing_set_ingest(rt, in);
+    control_set_routing(ctl, rt);
+    LOG_INFO("omni-broker %s: ingress %s, agents %s, control %s, stream %s, http port %d, redis %s, tenant %s%s",
+             OMNI_VERSION, cfg.ingress, cfg.agents, cfg.control, cfg.stream, http_port(http), cfg.redis, cfg.tenant,
              cfg.curve_secret ? ", CURVE on" : "");
 
     int64_t next_tick = omni_mono_us();
     while (!stopping) {
-        enum { I_INGRESS, I_CONTROL, I_REDIS, I_HTTP, I_ZAP };
-        zmq_pollitem_t items[5] = {
+        enum { I_INGRESS, I_CONTROL, I_AGENTS, I_REDIS, I_HTTP, I_ZAP };
+        zmq_pollitem_t items[6] = {
             {ingress, 0, ingest_can_read(in) ? ZMQ_POLLIN : 0, 0},
             {control, 0, ZMQ_POLLIN, 0},
+            {agents, 0, ZMQ_POLLIN, 0},
         };
         store_pollitem(st, &items[I_REDIS]);
         http_pollitem(http, &items[I_HTTP]);
         if (zap)
             items[I_ZAP] = (zmq_pollitem_t){zap_socket(zap), 0, ZMQ_POLLIN, 0};
         int timeout = (int)((next_tick - omni_mono_us()) / 1000);
-        int t2 = store_timeout_ms(st), t3 = http_timeout_ms(http);
+        int t2 = store_timeout_ms(st), t3 = http_timeout_ms(http), t4 = routing_timeout_ms(rt, omni_now_ms());
         if (timeout < 0)
             timeout = 0;
         if (t2 >= 0 && t2 < timeout)
             timeout = t2;
         if (t3 >= 0 && t3 < timeout)
             timeout = t3;
-        int n = zmq_poll(items, zap ? 5 : 4, timeout);
+        if (t4 >= 0 && t4 < timeout)
+            timeout = t4;
+        int n = zmq_poll(items, zap ? 6 : 5, timeout);
         if (n < 0 && errno != EINTR) {
             LOG_ERROR("zmq_poll: %s", zmq_strerror(errno));
             break;
@@ -233,8 +260,12 @@ int main(int argc, char **argv)
                 ingest_read(in);
             if (items[I_CONTROL].revents & ZMQ_POLLIN)
                 control_read(ctl);
+            if (items[I_AGENTS].revents & ZMQ_POLLIN)
+                routing_read(rt);
             ingest_flush(in);
         }
+        routing_tick(rt, omni_now_ms());
+        routing_flush(rt);
         if (n > 0 && items[I_HTTP].revents)
             http_run(http);
         if (omni_mono_us() >= next_tick) {
@@ -249,23 +280,28 @@ int main(int argc, char **argv)
     LOG_INFO("omni-broker: shutting down (%zu message(s) waiting on Redis)", ingest_inflight(in));
     int64_t deadline = omni_mono_us() + 3000 * 1000;
     ingest_flush(in);
-    while ((store_pending(st) > 0 || ingest_queued(in) > 0) && store_state(st) != STORE_DOWN &&
-           omni_mono_us() < deadline) {
+    routing_flush(rt);
+    while ((store_pending(st) > 0 || ingest_queued(in) > 0 || routing_pending(rt) > 0) &&
+           store_state(st) != STORE_DOWN && omni_mono_us() < deadline) {
         zmq_pollitem_t it;
         store_pollitem(st, &it);
         if (zmq_poll(&it, 1, 100) > 0)
             store_handle(st, it.revents);
         ingest_flush(in);
+        routing_flush(rt);
     }
     ingest_abandon(in);
     /* Give the last acks and nacks a moment on the wire (LINGER was 0 while running). */
     int linger = 1000;
     zmq_setsockopt(ingress, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(control, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(agents, ZMQ_LINGER, &linger, sizeof(linger));
     rc = 0;
 out:
     http_destroy(&http);
     store_destroy(&st); /* pending callbacks run now, while the sockets still exist */
+    routing_destroy(&rt);
+    routecfg_destroy(&rcfg);
     control_destroy(&ctl);
     ingest_destroy(&in);
     zap_destroy(&zap);
@@ -275,6 +311,8 @@ out:
         zmq_close(control);
     if (pub)
         zmq_close(pub);
+    if (agents)
+        zmq_close(agents);
     if (zctx)
         zmq_ctx_term(zctx);
     config_free(&cfg);

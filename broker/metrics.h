@@ -22,6 +22,24 @@ typedef enum {
     M_AUTH_REFUSED,       /* CURVE keys refused by the ZAP handler */
     M_ADAPTER_HELLOS,
     M_OUTBOUND_RESULTS,
+    M_QUEUED,             /* conversations that entered a queue (incl. requeues) */
+    M_REQUEUED,           /* conversations an agent lost (offline, logout, restart) */
+    M_OFFERS,
+    M_OFFERS_REJECTED,
+    M_OFFERS_TIMED_OUT,
+    M_ASSIGNED,
+    M_AGENT_MESSAGES,
+    M_TRANSFERRED,
+    M_CLOSED,
+    M_AFTER_HOURS,        /* conversations that arrived while their queue was closed */
+    M_QUEUE_FULL,         /* conversations closed because no queue had room */
+    M_AGENT_LOGINS,
+    M_AGENT_TIMEOUTS,     /* sessions ended by missed heartbeats */
+    M_AGENT_ERRORS,       /* agent requests refused (bad input, unknown offer, not assigned...) */
+    M_AUTO_PAUSED,        /* agents set away after missed offers */
+    M_OUTBOUND_SENT,
+    M_OUTBOUND_FAILED,    /* adapters reported a failed delivery */
+    M_ROUTING_STORE_RETRIES, /* routing writes retried because Redis was unavailable */
     M__COUNT
 } metric_t;
 

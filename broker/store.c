@@ -17,6 +17,10 @@
 
 extern const char lua_ingest[];
 extern const char lua_customer[];
+extern const char lua_route[];
+
+enum { SCRIPT_INGEST, SCRIPT_CUSTOMER, SCRIPT_ROUTE, SCRIPTS };
+static const char *const scripts[SCRIPTS] = {lua_ingest, lua_customer, lua_route};
 
 struct store {
     const config_t *cfg;
@@ -24,7 +28,7 @@ struct store {
     int port, db;
     char prefix[128];       /* "omni:{tenant}:" */
     char stream_key[160];
-    char sha_ingest[41], sha_customer[41];
+    char sha[SCRIPTS][41];
     redis_zmq_t rz;
     redisAsyncContext *ac;
     store_state_t state;
@@ -41,7 +45,7 @@ struct store {
  * failure. */
 #define STORE_STALL_US (5 * 1000 * 1000LL)
 
-typedef enum { CALL_INGEST, CALL_CUSTOMER, CALL_TAIL, CALL_TAIL_REV, CALL_SEQ, CALL_PLAIN } call_kind_t;
+typedef enum { CALL_INGEST, CALL_CUSTOMER, CALL_TAIL, CALL_TAIL_REV, CALL_SEQ, CALL_PLAIN, CALL_ROUTE } call_kind_t;
 
 typedef struct {
     store_t *st;
@@ -53,6 +57,16 @@ typedef struct {
 static int send_call(store_t *st, call_kind_t kind, void *cb, void *ud, int argc, const char **argv,
                      const size_t *lens);
 static void start_connect(store_t *st);
+
+/* Queued on the connection ahead of any EVALSHA that follows: commands on one connection run in
+ * order, so the scripts exist even on a freshly restarted (or SCRIPT FLUSHed) Redis. */
+static void reload_scripts(store_t *st)
+{
+    for (int k = 0; k < SCRIPTS; k++) {
+        const char *argv[] = {"SCRIPT", "LOAD", scripts[k]};
+        send_call(st, CALL_PLAIN, NULL, NULL, 3, argv, NULL);
+    }
+}
 
 static int parse_url(store_t *st, const char *url, char *err, size_t errlen)
 {
@@ -106,11 +120,36 @@ static int load_script(redisContext *c, const char *src, char sha[41], char *err
     return rc;
 }
 
+/* A blocking connection for start-up work (2 s timeout), with the database selected. */
+static redisContext *sync_connect(store_t *st, char *err, size_t errlen)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = st->path ? redisConnectUnixWithTimeout(st->path, tv)
+                               : redisConnectWithTimeout(st->host, st->port, tv);
+    redisReply *r = NULL;
+    if (!c || c->err) {
+        snprintf(err, errlen, "cannot reach Redis at %s: %s", st->cfg->redis, c ? c->errstr : "out of memory");
+        goto fail;
+    }
+    if (st->db && (!(r = redisCommand(c, "SELECT %d", st->db)) || r->type == REDIS_REPLY_ERROR)) {
+        snprintf(err, errlen, "Redis at %s: SELECT %d: %s", st->cfg->redis, st->db, r ? r->str : c->errstr);
+        goto fail;
+    }
+    if (r)
+        freeReplyObject(r);
+    return c;
+fail:
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
 int store_new(const config_t *cfg, store_t **out, char *err, size_t errlen)
 {
     int rc = OMNI_ENOMEM;
     redisContext *c = NULL;
-    redisReply *r = NULL;
     store_t *st = calloc(1, sizeof(*st));
     if (!st)
         goto out;
@@ -121,27 +160,18 @@ int store_new(const config_t *cfg, store_t **out, char *err, size_t errlen)
     if ((rc = parse_url(st, cfg->redis, err, errlen)) != 0)
         goto out;
 
-    struct timeval tv = {2, 0};
-    c = st->path ? redisConnectUnixWithTimeout(st->path, tv) : redisConnectWithTimeout(st->host, st->port, tv);
-    rc = OMNI_EUNAVAIL;
-    if (!c || c->err) {
-        snprintf(err, errlen, "cannot reach Redis at %s: %s", cfg->redis, c ? c->errstr : "out of memory");
+    if (!(c = sync_connect(st, err, errlen))) {
+        rc = OMNI_EUNAVAIL;
         goto out;
     }
-    if (st->db && (r = redisCommand(c, "SELECT %d", st->db)) && r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "Redis at %s: SELECT %d: %s", cfg->redis, st->db, r->str);
-        goto out;
-    }
-    if ((rc = load_script(c, lua_ingest, st->sha_ingest, err, errlen)) ||
-        (rc = load_script(c, lua_customer, st->sha_customer, err, errlen)))
-        goto out;
+    for (int k = 0; k < SCRIPTS; k++)
+        if ((rc = load_script(c, scripts[k], st->sha[k], err, errlen)) != 0)
+            goto out;
     start_connect(st);
     *out = st;
     st = NULL;
     rc = 0;
 out:
-    if (r)
-        freeReplyObject(r);
     if (c)
         redisFree(c);
     store_destroy(&st);
@@ -209,16 +239,12 @@ static void start_connect(store_t *st)
     redis_zmq_attach(&st->rz, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* Commands on one connection run in order, so the scripts are loaded before any EVALSHA
-     * that follows, even on a freshly restarted Redis. */
     char dbs[16];
     snprintf(dbs, sizeof(dbs), "%d", st->db);
     const char *sel[] = {"SELECT", dbs};
     if (st->db)
         send_call(st, CALL_PLAIN, NULL, NULL, 2, sel, NULL);
-    const char *l1[] = {"SCRIPT", "LOAD", lua_ingest}, *l2[] = {"SCRIPT", "LOAD", lua_customer};
-    send_call(st, CALL_PLAIN, NULL, NULL, 3, l1, NULL);
-    send_call(st, CALL_PLAIN, NULL, NULL, 3, l2, NULL);
+    reload_scripts(st);
     char seqkey[160];
     snprintf(seqkey, sizeof(seqkey), "%sseq", st->prefix);
     const char *g[] = {"GET", seqkey};
@@ -277,24 +303,25 @@ static uint64_t reply_u64(const redisReply *r)
     return 0;
 }
 
+static int script_failed(store_t *st, redisReply *r, const char *what)
+{
+    metrics_inc(M_REDIS_ERRORS);
+    LOG_ERROR("redis: %s script failed: %s", what, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    /* NOSCRIPT means someone flushed the script cache: reload, and the caller retries. */
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && st->ac) {
+        reload_scripts(st);
+        return OMNI_EUNAVAIL;
+    }
+    return OMNI_EIO;
+}
+
 static void finish_ingest(store_t *st, call_t *call, redisReply *r)
 {
     store_ingest_cb cb = (store_ingest_cb)call->cb;
     int err = !r ? OMNI_EUNAVAIL : 0;
     if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
-              r->element[1]->type != REDIS_REPLY_ARRAY)) {
-        metrics_inc(M_REDIS_ERRORS);
-        LOG_ERROR("redis: ingest script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        /* NOSCRIPT means someone flushed the script cache: reload, and the client retries. */
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && st->ac) {
-            const char *l1[] = {"SCRIPT", "LOAD", lua_ingest}, *l2[] = {"SCRIPT", "LOAD", lua_customer};
-            send_call(st, CALL_PLAIN, NULL, NULL, 3, l1, NULL);
-            send_call(st, CALL_PLAIN, NULL, NULL, 3, l2, NULL);
-            err = OMNI_EUNAVAIL;
-        } else {
-            err = OMNI_EIO;
-        }
-    }
+              r->element[1]->type != REDIS_REPLY_ARRAY))
+        err = script_failed(st, r, "ingest");
     if (err) {
         cb(err, NULL, 0, NULL, 0, call->ud);
         return;
@@ -405,6 +432,46 @@ static void finish_tail(call_t *call, redisReply *r)
     cb(0, ent, n, call->ud);
 }
 
+static void finish_route(store_t *st, call_t *call, redisReply *r)
+{
+    store_route_cb cb = (store_route_cb)call->cb;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        cb(r ? script_failed(st, r, "route") : OMNI_EUNAVAIL, NULL, 0, call->ud);
+        return;
+    }
+    size_t n = r->elements, nh = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type == REDIS_REPLY_ARRAY)
+            nh += e->element[1]->elements;
+    }
+    store_route_result_t *res = calloc(n ? n : 1, sizeof(*res));
+    store_entry_t *hist = calloc(nh ? nh : 1, sizeof(*hist));
+    if (!res || !hist) {
+        free(res);
+        free(hist);
+        cb(OMNI_ENOMEM, NULL, 0, call->ud);
+        return;
+    }
+    for (size_t i = 0, h = 0; i < n; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        res[i].seq = reply_u64(e->element[0]);
+        if (res[i].seq > st->last_seq)
+            st->last_seq = res[i].seq;
+        res[i].history = &hist[h];
+        for (size_t k = 0; k < e->element[1]->elements; k++) {
+            redisReply *b = e->element[1]->element[k];
+            hist[h++] = (store_entry_t){(const uint8_t *)b->str, b->len};
+            res[i].n_history++;
+        }
+    }
+    cb(0, res, n, call->ud);
+    free(res);
+    free(hist);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
@@ -417,6 +484,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     switch (call->kind) {
     case CALL_INGEST: finish_ingest(st, call, r); break;
     case CALL_CUSTOMER: finish_customer(call, r); break;
+    case CALL_ROUTE: finish_route(st, call, r); break;
     case CALL_TAIL:
     case CALL_TAIL_REV: finish_tail(call, r); break;
     case CALL_SEQ:
@@ -455,7 +523,7 @@ int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb
 {
     size_t argc = 11; /* EVALSHA sha 1 key prefix tenant now window maxlen thread_ttl n */
     for (size_t i = 0; i < n; i++)
-        argc += 8 + msgs[i].n_ids + msgs[i].n_refs + msgs[i].n_regs;
+        argc += 9 + msgs[i].n_ids + msgs[i].n_refs + msgs[i].n_regs;
     const char **argv = malloc(argc * sizeof(*argv));
     size_t *lens = malloc(argc * sizeof(*lens));
     char nums[5][24], *msgnums = malloc(n * 4 * 24);
@@ -466,7 +534,7 @@ int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb
 #define ARG(s, l) (argv[a] = (s), lens[a] = (l), a++)
 #define ARGS(s) ARG((s), strlen(s))
     ARGS("EVALSHA");
-    ARGS(st->sha_ingest);
+    ARGS(st->sha[SCRIPT_INGEST]);
     ARGS("1");
     ARGS(st->stream_key);
     ARGS(st->prefix);
@@ -499,6 +567,7 @@ int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb
         for (size_t k = 0; k < m->n_regs; k++)
             ARGS(m->regs[k]);
         ARG((const char *)m->partial, m->partial_len);
+        ARG(m->route ? (const char *)m->route : "", m->route ? m->route_len : 0);
     }
 #undef ARG
 #undef ARGS
@@ -512,7 +581,7 @@ out:
 
 int store_customer(store_t *st, const char *identity, store_customer_cb cb, void *ud)
 {
-    const char *argv[] = {"EVALSHA", st->sha_customer, "1", st->stream_key, st->prefix, identity};
+    const char *argv[] = {"EVALSHA", st->sha[SCRIPT_CUSTOMER], "1", st->stream_key, st->prefix, identity};
     return send_call(st, CALL_CUSTOMER, (void *)cb, ud, 6, argv, NULL);
 }
 
@@ -528,4 +597,78 @@ int store_tail(store_t *st, uint64_t from_seq, unsigned last, unsigned limit, st
     snprintf(count, sizeof(count), "%u", last ? last : 10);
     const char *argv[] = {"XREVRANGE", st->stream_key, "+", "-", "COUNT", count};
     return send_call(st, CALL_TAIL_REV, (void *)cb, ud, 6, argv, NULL);
+}
+
+int store_route(store_t *st, const store_route_op_t *ops, size_t n, store_route_cb cb, void *ud)
+{
+    size_t argc = 8 + 6 * n; /* EVALSHA sha 1 key prefix now maxlen n, then 6 per op */
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *lens = malloc(argc * sizeof(*lens));
+    char nums[3][24];
+    int rc = OMNI_ENOMEM;
+    if (!argv || !lens)
+        goto out;
+    size_t a = 0;
+#define ARG(s, l) (argv[a] = (s), lens[a] = (l), a++)
+#define ARGS(s) ARG((s), strlen(s))
+    ARGS("EVALSHA");
+    ARGS(st->sha[SCRIPT_ROUTE]);
+    ARGS("1");
+    ARGS(st->stream_key);
+    ARGS(st->prefix);
+    snprintf(nums[0], 24, "%lld", (long long)omni_now_ms());
+    snprintf(nums[1], 24, "%lld", (long long)st->cfg->stream_maxlen);
+    snprintf(nums[2], 24, "%zu", n);
+    for (int k = 0; k < 3; k++)
+        ARGS(nums[k]);
+    for (size_t i = 0; i < n; i++) {
+        const store_route_op_t *o = &ops[i];
+        ARGS(o->conversation_id);
+        ARGS(o->action ? o->action : "");
+        ARG(o->record ? (const char *)o->record : "", o->record ? o->record_len : 0);
+        ARGS(o->agent ? o->agent : "");
+        ARGS(o->flags ? o->flags : "");
+        ARG(o->partial ? (const char *)o->partial : "", o->partial ? o->partial_len : 0);
+    }
+#undef ARG
+#undef ARGS
+    rc = send_call(st, CALL_ROUTE, (void *)cb, ud, (int)a, argv, lens);
+out:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+int store_load_routing(store_t *st, store_record_cb cb, void *ud, char *err, size_t errlen)
+{
+    char key[160], cursor[32] = "0";
+    int rc = OMNI_EUNAVAIL;
+    redisReply *r = NULL;
+    redisContext *c = sync_connect(st, err, errlen);
+    if (!c)
+        return OMNI_EUNAVAIL;
+    snprintf(key, sizeof(key), "%srouting", st->prefix);
+    do {
+        r = redisCommand(c, "HSCAN %s %s COUNT 1000", key, cursor);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "cannot read routing state from Redis at %s: %s", st->cfg->redis,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+            goto out;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *kv = r->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2)
+            if (cb((const uint8_t *)kv->element[i + 1]->str, kv->element[i + 1]->len, ud) != 0) {
+                rc = 0;
+                goto out;
+            }
+        freeReplyObject(r);
+        r = NULL;
+    } while (strcmp(cursor, "0") != 0);
+    rc = 0;
+out:
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return rc;
 }

@@ -27,6 +27,8 @@ typedef struct {
     size_t n_regs;
     const uint8_t *partial;     /* StreamEvent with time, tenant, channel and message set */
     size_t partial_len;
+    const uint8_t *route;       /* routing stub (packed Queued, see ingest.lua); NULL = not routed */
+    size_t route_len;
 } store_msg_t;
 
 typedef struct {
@@ -41,7 +43,7 @@ typedef struct {
 typedef struct {
     uint64_t seq;
     const char *channel;
-    const char *kind;           /* "customer_merged", "conversation_opened" */
+    const char *kind;           /* "customer_merged", "conversation_opened", "queued" */
     const uint8_t *bytes;       /* packed StreamEvent */
     size_t len;
 } store_event_t;
@@ -87,5 +89,32 @@ int store_ingest(store_t *st, const store_msg_t *msgs, size_t n, store_ingest_cb
 int store_customer(store_t *st, const char *identity, store_customer_cb cb, void *ud);
 /* from_seq > 0: events from that seq on (at most limit); else the last `last` events, oldest first. */
 int store_tail(store_t *st, uint64_t from_seq, unsigned last, unsigned limit, store_tail_cb cb, void *ud);
+
+/* One routing operation for route.lua (borrowed for the duration of store_route()). */
+typedef struct {
+    const char *conversation_id;
+    const char *action;         /* "set", "del", "close" or "" */
+    const uint8_t *record;      /* packed RoutingRecord for "set" */
+    size_t record_len;
+    const char *agent;          /* the customer's last agent now, or "" */
+    const char *flags;          /* "h": return recent events; "r": event joins the recent list */
+    const uint8_t *partial;     /* StreamEvent without seq, or NULL */
+    size_t partial_len;
+} store_route_op_t;
+
+typedef struct {
+    uint64_t seq;               /* of the op's event, 0 if none */
+    const store_entry_t *history; /* with flag "h": recent events, oldest first */
+    size_t n_history;
+} store_route_result_t;
+
+/* err as for store_ingest_cb; res has one entry per op, borrowed during the callback. */
+typedef void (*store_route_cb)(int err, const store_route_result_t *res, size_t n, void *ud);
+int store_route(store_t *st, const store_route_op_t *ops, size_t n, store_route_cb cb, void *ud);
+
+/* Start-up only, blocking: every RoutingRecord (packed bytes) in the tenant's routing hash.
+ * cb returns 0 to go on. OMNI_EUNAVAIL with one line in err if Redis cannot be read. */
+typedef int (*store_record_cb)(const uint8_t *bytes, size_t len, void *ud);
+int store_load_routing(store_t *st, store_record_cb cb, void *ud, char *err, size_t errlen);
 
 #endif

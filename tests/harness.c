@@ -223,7 +223,7 @@ static void copy_ack(omni_adapter_t *ad, const omni_ack_t *a, void *user)
 }
 
 /* Test timings: fast resends so failure paths finish within a test's time. */
-static void test_opts(omni_adapter_opts_t *o, const h_env_t *h, const char *id, Omni__V1__Channel ch)
+void h_adapter_opts(omni_adapter_opts_t *o, const h_env_t *h, const char *id, Omni__V1__Channel ch)
 {
     omni_adapter_opts_init(o);
     o->broker = h->ingress;
@@ -240,7 +240,7 @@ omni_adapter_t *h_adapter(const h_env_t *h, const char *id, Omni__V1__Channel ch
 {
     omni_adapter_opts_t o;
     omni_adapter_t *ad = NULL;
-    test_opts(&o, h, id, ch);
+    h_adapter_opts(&o, h, id, ch);
     if (cb)
         o.on_ack = cb;
     o.user = user;
@@ -417,10 +417,28 @@ omni_adapter_t *h_adapter_curve(const h_env_t *h, const char *id, Omni__V1__Chan
 {
     omni_adapter_opts_t o;
     omni_adapter_t *ad = NULL;
-    test_opts(&o, h, id, ch);
+    h_adapter_opts(&o, h, id, ch);
     o.curve_server_key = server_pub;
     o.curve_public_key = client_pub;
     o.curve_secret_key = client_sec;
     cr_assert_eq(omni_adapter_new(&o, &ad), 0);
     return ad;
+}
+
+pid_t h_agent_spawn(const h_env_t *h, const char *name, const char *const *args)
+{
+    char log[256];
+    const char *argv[64];
+    size_t n = 0;
+    snprintf(log, sizeof(log), "%s/%s.out", h->dir, name);
+    unlink(log);
+    argv[n++] = env_or("OMNICTL_BIN", "omnictl");
+    argv[n++] = "agent";
+    argv[n++] = "--agents";
+    argv[n++] = h->agents;
+    argv[n++] = "--json";
+    for (size_t i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return spawn(argv, log);
 }

@@ -78,4 +78,11 @@ void h_setup_with_config(h_env_t *h, const char *yaml, const char *server_pub, c
 omni_adapter_t *h_adapter_curve(const h_env_t *h, const char *id, Omni__V1__Channel ch, const char *server_pub,
                                 const char *client_pub, const char *client_sec);
 
+/* Adapter options as h_adapter uses them (fast retries), for tests that need more callbacks. */
+void h_adapter_opts(omni_adapter_opts_t *o, const h_env_t *h, const char *id, Omni__V1__Channel ch);
+
+/* Start `omnictl agent --agents <this broker> --json ARGS...`, stdout and stderr appended to
+ * h->dir/NAME.out. Dies with the test process. */
+pid_t h_agent_spawn(const h_env_t *h, const char *name, const char *const *args);
+
 #endif

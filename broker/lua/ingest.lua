@@ -9,60 +9,26 @@
 --        n_ids, ids... (linkable identities, sender first), n_refs, refs... (thread keys in
 --        priority order; "c<id>" names a conversation directly), n_reg, reg... (thread keys this
 --        message makes point at its conversation), partial StreamEvent (time, tenant, channel,
---        message) as protobuf bytes.
+--        message) as protobuf bytes, routing stub (packed Queued: queue, category, rule,
+--        priority, provider, reply_to, subject, trigger id, account; empty = not routed).
 -- Returns { results, events }: results = per message {duplicate(0/1), customer, conversation, seq};
--- events = {seq, channel name, kind, bytes} for the customer_merged / conversation_opened events
+-- events = {seq, channel name, kind, bytes} for the customer_merged / conversation_opened / queued events
 -- the script made up itself. A message event is seq, customer and conversation prepended to the
 -- caller's partial bytes, so the caller rebuilds it without Redis sending it back.
+-- A conversation that opens (or reopens) with a routing stub gets its RoutingRecord in the hash
+-- P..'routing' and a `queued` event in the same call: no conversation exists unrouted.
 
 local P, tenant = ARGV[1], ARGV[2]
 local now, window, maxlen = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local thread_ttl, n = tonumber(ARGV[6]), tonumber(ARGV[7])
 local stream = KEYS[1]
--- seq lives in a local for the whole batch: one GET and one SET instead of an INCR per event.
--- It never starts behind the stream's last id (a lost or evicted seq key would otherwise make
--- every later XADD fail).
-local seq = tonumber(redis.call('GET', P .. 'seq') or '0')
-local tip = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-if tip[1] then
-  local last = tonumber(string.match(tip[1][1], '^(%d+)'))
-  if last > seq then seq = last end
-end
-
--- Protobuf encoding of the few field shapes a StreamEvent header needs (numbers < 2^53).
-local char = string.char
-local function varint(v)
-  if v < 128 then return char(v) end -- every tag and most lengths: no table, no concat
-  local out = {}
-  repeat
-    local b = v % 128
-    v = (v - b) / 128
-    if v > 0 then b = b + 128 end
-    out[#out + 1] = char(b)
-  until v == 0
-  return table.concat(out)
-end
-local function fint(field, v)
-  if v == 0 then return '' end
-  return varint(field * 8) .. varint(v)
-end
-local function fbytes(field, s) -- always present, even empty (oneof members)
-  return varint(field * 8 + 2) .. varint(#s) .. s
-end
-local function fstr(field, s)
-  if s == nil or s == '' then return '' end
-  return fbytes(field, s)
-end
+local seq = seq_load(P, stream)
 
 local events = {}
 local function append(ch, kind, cust, conv, body)
   seq = seq + 1
   local ev = fint(1, seq) .. fstr(4, cust) .. fstr(5, conv) .. body
-  if maxlen > 0 then
-    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, seq .. '-0', 'e', ev)
-  else
-    redis.call('XADD', stream, seq .. '-0', 'e', ev)
-  end
+  xadd(stream, maxlen, seq, ev)
   if kind ~= 'message' then events[#events + 1] = { seq, ch, kind, ev } end
   return seq
 end
@@ -92,7 +58,15 @@ local function merge(keep, gone, ch, chnum)
   for j = 1, #open, 2 do
     redis.call('HSETNX', P .. 'cus:' .. keep .. ':open', open[j], open[j + 1])
   end
-  redis.call('DEL', P .. 'cus:' .. gone .. ':ids', P .. 'cus:' .. gone .. ':convs', P .. 'cus:' .. gone .. ':open')
+  local recent = redis.call('LRANGE', P .. 'cus:' .. keep .. ':recent', 0, -1)
+  for _, s in ipairs(redis.call('LRANGE', P .. 'cus:' .. gone .. ':recent', 0, -1)) do recent[#recent + 1] = s end
+  if #recent > 0 then
+    table.sort(recent, function(a, b) return tonumber(a) > tonumber(b) end)
+    redis.call('DEL', P .. 'cus:' .. keep .. ':recent')
+    for j = math.min(#recent, RECENT), 1, -1 do redis.call('LPUSH', P .. 'cus:' .. keep .. ':recent', recent[j]) end
+  end
+  redis.call('DEL', P .. 'cus:' .. gone .. ':ids', P .. 'cus:' .. gone .. ':convs', P .. 'cus:' .. gone .. ':open',
+    P .. 'cus:' .. gone .. ':recent')
   redis.call('HSET', P .. 'cus:' .. gone, 'merged_into', keep, 'merged_ms', now)
   local sub = fstr(1, keep) .. fstr(2, gone)
   for _, id in ipairs(ids) do sub = sub .. fbytes(3, id) end
@@ -117,7 +91,7 @@ for _ = 1, n do
   local nreg = tonumber(ARGV[i]); i = i + 1
   local regs = {}
   for k = 1, nreg do regs[k] = ARGV[i]; i = i + 1 end
-  local partial = ARGV[i]; i = i + 1
+  local partial, route = ARGV[i], ARGV[i + 1]; i = i + 2
 
   local idem = P .. 'idem:' .. ch .. ':' .. pmid
   local prev = redis.call('GET', idem)
@@ -162,8 +136,10 @@ for _ = 1, n do
       end
       if v then conv = v; break end
     end
+    local opened = false
     if conv and not conv_open(conv) then
       redis.call('HSET', P .. 'conv:' .. conv, 'state', 'open')
+      opened = true
     end
     -- Invariant: cus:<id>:open lists only open conversations (closing one must HDEL it), so
     -- the common case costs one HGET.
@@ -178,12 +154,20 @@ for _ = 1, n do
       redis.call('ZADD', P .. 'cus:' .. cust .. ':convs', now, conv)
       append(ch, 'conversation_opened', cust, conv,
         common(chnum) .. fbytes(12, fstr(1, account) .. fstr(2, pmid)))
+      opened = true
+    end
+    if opened and route ~= '' and redis.call('HEXISTS', P .. 'routing', conv) == 0 then
+      -- Queued.enqueued_ms (5) and preferred_agent (11) complete the caller's stub.
+      local q = route .. fint(5, now) .. fstr(11, redis.call('HGET', P .. 'cus:' .. cust, 'last_agent'))
+      redis.call('HSET', P .. 'routing', conv, fstr(1, conv) .. fstr(2, cust) .. fint(3, chnum) .. fbytes(4, q))
+      append(ch, 'queued', cust, conv, common(chnum) .. fbytes(13, q))
     end
     for _, r in ipairs(regs) do
       redis.call('SET', P .. 'thread:' .. ch .. ':' .. r, conv, 'EX', thread_ttl)
     end
 
     local mseq = append(ch, 'message', cust, conv, partial)
+    recent_push(P, cust, mseq)
     redis.call('SET', idem, cust .. ' ' .. conv .. ' ' .. mseq, 'EX', window)
     results[#results + 1] = { 0, cust, conv, mseq }
   end

@@ -1,0 +1,60 @@
+-- route.lua: the durable side of routing decisions, one call per batch of operations.
+-- Each operation updates a conversation's RoutingRecord and appends its routing event, so the
+-- hash P..'routing' and the stream never disagree about who has a conversation.
+--
+-- KEYS[1] = the tenant's stream key. ARGV = prefix, now_ms, stream maxlen, n, then per op:
+--   conversation id, action, record, agent, flags, partial event
+--   action: 'set' (record = packed RoutingRecord), 'del', 'close' (also closes the conversation:
+--           the customer's next message on that channel opens a new one), '' (no state change)
+--   agent:  non-empty = the customer's last agent now (sticky routing)
+--   flags:  'h' = return the customer's recent events; 'r' = the event joins the recent list
+--   partial: StreamEvent without seq ('' = no event)
+-- Returns per op { seq (0 = no event), { recent event bytes, oldest first } }.
+
+local P, now, maxlen, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local stream = KEYS[1]
+local seq = seq_load(P, stream)
+local out = {}
+local i = 5
+for _ = 1, n do
+  local conv, action, record, agent, flags, partial =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  i = i + 6
+  if action == 'set' then
+    redis.call('HSET', P .. 'routing', conv, record)
+  elseif action == 'del' then
+    redis.call('HDEL', P .. 'routing', conv)
+  elseif action == 'close' then
+    redis.call('HDEL', P .. 'routing', conv)
+    local h = redis.call('HMGET', P .. 'conv:' .. conv, 'customer', 'channel')
+    if h[1] then
+      -- Invariant of ingest.lua: cus:<id>:open lists only open conversations.
+      if redis.call('HGET', P .. 'cus:' .. h[1] .. ':open', h[2]) == conv then
+        redis.call('HDEL', P .. 'cus:' .. h[1] .. ':open', h[2])
+      end
+      redis.call('HSET', P .. 'conv:' .. conv, 'state', 'closed', 'closed_ms', now)
+    end
+  end
+  local cust = redis.call('HGET', P .. 'conv:' .. conv, 'customer')
+  if agent ~= '' and cust then
+    redis.call('HSET', P .. 'cus:' .. cust, 'last_agent', agent, 'last_agent_ms', now)
+  end
+  local s = 0
+  if partial ~= '' then
+    seq = seq + 1
+    s = seq
+    xadd(stream, maxlen, seq, fint(1, seq) .. partial)
+    if cust and string.find(flags, 'r', 1, true) then recent_push(P, cust, seq) end
+  end
+  local hist = {}
+  if cust and string.find(flags, 'h', 1, true) then
+    local seqs = redis.call('LRANGE', P .. 'cus:' .. cust .. ':recent', 0, -1)
+    for j = #seqs, 1, -1 do
+      local e = redis.call('XRANGE', stream, seqs[j] .. '-0', seqs[j] .. '-0')
+      if e[1] then hist[#hist + 1] = e[1][2][2] end
+    end
+  end
+  out[#out + 1] = { s, hist }
+end
+redis.call('SET', P .. 'seq', seq)
+return out

@@ -1,0 +1,366 @@
+/* Routing end to end: real redis-server, omni-broker and agents on the agents endpoint (a raw
+ * protocol client here, `omnictl agent` processes in the load tests). No sleeps: every wait polls. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <criterion/criterion.h>
+#include <omni/v1/agent.pb-c.h>
+
+#include "harness.h"
+
+static h_env_t H;
+
+static const char *CONFIG =
+    "routing:\n"
+    "  agents:\n"
+    "    heartbeat_timeout_ms: 1500\n"
+    "    max_missed_offers: 2\n"
+    "    reclaim_ms: 3000\n"
+    "  default_queue: general\n"
+    "  calendars:\n"
+    "    never:\n"
+    "      timezone: Asia/Tokyo\n"
+    "  queues:\n"
+    "    - name: general\n"
+    "      offer_timeout_ms: 400\n"
+    "    - name: account\n"
+    "      skills: \"account>=3\"\n"
+    "      offer_timeout_ms: 400\n"
+    "    - name: billing\n"
+    "      skills: billing\n"
+    "      offer_timeout_ms: 400\n"
+    "    - name: closed\n"
+    "      hours: never\n"
+    "      after_hours: {action: reject, message: \"営業時間外です\"}\n"
+    "  rules:\n"
+    "    - {name: account, queue: account, keywords: [\"パスワード\", \"ロックされ\", \"password\"]}\n"
+    "    - {name: billing, queue: billing, keywords: [\"請求\", \"返金\"]}\n"
+    "    - {name: night, queue: closed, keywords: [\"深夜\"]}\n"
+    "    - {name: fraud, boost: true, priority_ms: 600000, keywords: [\"不正利用\"]}\n";
+
+static void setup(void) { h_setup_with_config(&H, CONFIG, NULL, NULL, NULL); }
+static void teardown(void) { h_teardown(&H); }
+
+TestSuite(routing, .init = setup, .fini = teardown, .timeout = 180);
+
+/* ---- a raw agent: one DEALER speaking AgentEnvelopes ---- */
+
+typedef struct {
+    void *ctx, *sock;
+    uint64_t req;
+    char id[64];
+} ra_t;
+
+static void ra_open(ra_t *a, const char *id)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->id, sizeof(a->id), "%s", id);
+    a->ctx = zmq_ctx_new();
+    a->sock = zmq_socket(a->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(a->sock, ZMQ_LINGER, &zero, sizeof(zero));
+    cr_assert_eq(zmq_connect(a->sock, H.agents), 0);
+}
+
+static void ra_close(ra_t *a)
+{
+    zmq_close(a->sock);
+    zmq_ctx_term(a->ctx);
+}
+
+static uint64_t ra_send(ra_t *a, Omni__V1__AgentEnvelope *env)
+{
+    env->request_id = ++a->req;
+    size_t len = omni__v1__agent_envelope__get_packed_size(env);
+    uint8_t *buf = malloc(len + 1);
+    omni__v1__agent_envelope__pack(env, buf);
+    cr_assert_eq(zmq_send(a->sock, buf, len, 0), (int)len);
+    free(buf);
+    return env->request_id;
+}
+
+static void ra_send_raw(ra_t *a, const void *buf, size_t len) { zmq_send(a->sock, buf, len, 0); }
+
+/* Next envelope of the given kind (others are skipped: heartbeats, events, status), or NULL. */
+static Omni__V1__AgentEnvelope *ra_expect(ra_t *a, Omni__V1__AgentEnvelope__BodyCase kind, int timeout_ms)
+{
+    int64_t end = omni_mono_us() + timeout_ms * 1000LL;
+    for (;;) {
+        int left = (int)((end - omni_mono_us()) / 1000);
+        if (left <= 0)
+            return NULL;
+        zmq_pollitem_t it = {a->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, left) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, a->sock, 0) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        Omni__V1__AgentEnvelope *env = omni__v1__agent_envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        cr_assert_not_null(env, "broker sent something that is not an AgentEnvelope");
+        if (env->body_case == kind)
+            return env;
+        omni__v1__agent_envelope__free_unpacked(env, NULL);
+    }
+}
+
+static void ra_free(Omni__V1__AgentEnvelope *env) { omni__v1__agent_envelope__free_unpacked(env, NULL); }
+
+static void ra_login(ra_t *a, const char *skill, int level, int chat_slots)
+{
+    Omni__V1__Login l = OMNI__V1__LOGIN__INIT;
+    Omni__V1__SkillLevel sk = OMNI__V1__SKILL_LEVEL__INIT, *skp = &sk;
+    Omni__V1__ChannelSlots cs = OMNI__V1__CHANNEL_SLOTS__INIT, *csp = &cs;
+    Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
+    l.agent_id = a->id;
+    if (skill) {
+        sk.name = (char *)skill;
+        sk.level = (uint32_t)level;
+        l.skills = &skp;
+        l.n_skills = 1;
+    }
+    if (chat_slots) {
+        cs.channel = OMNI__V1__CHANNEL__CHANNEL_CHAT;
+        cs.slots = (uint32_t)chat_slots;
+        l.capacity = &csp;
+        l.n_capacity = 1;
+    }
+    env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN;
+    env.login = &l;
+    ra_send(a, &env);
+    Omni__V1__AgentEnvelope *ok = ra_expect(a, OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN_OK, 5000);
+    cr_assert_not_null(ok, "%s: no LoginOk", a->id);
+    ra_free(ok);
+}
+
+static uint64_t ra_simple(ra_t *a, Omni__V1__AgentEnvelope__BodyCase kind, void *body)
+{
+    Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
+    env.body_case = kind;
+    switch (kind) {
+    case OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT: env.accept = body; break;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_REJECT: env.reject = body; break;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_REPLY: env.reply = body; break;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE: env.close = body; break;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER: env.transfer = body; break;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_SET_STATE: env.set_state = body; break;
+    default: cr_assert_fail("ra_simple: kind %d", kind);
+    }
+    return ra_send(a, &env);
+}
+
+static void ra_accept(ra_t *a, uint64_t offer_id)
+{
+    Omni__V1__Accept ac = OMNI__V1__ACCEPT__INIT;
+    ac.offer_id = offer_id;
+    ra_simple(a, OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT, &ac);
+}
+
+/* Offer -> accept -> Assignment; returns the assignment (caller frees). */
+static Omni__V1__AgentEnvelope *ra_take(ra_t *a, int timeout_ms)
+{
+    Omni__V1__AgentEnvelope *of = ra_expect(a, OMNI__V1__AGENT_ENVELOPE__BODY_OFFER, timeout_ms);
+    cr_assert_not_null(of, "%s: no offer", a->id);
+    ra_accept(a, of->offer->offer_id);
+    ra_free(of);
+    Omni__V1__AgentEnvelope *as = ra_expect(a, OMNI__V1__AGENT_ENVELOPE__BODY_ASSIGNMENT, 5000);
+    cr_assert_not_null(as, "%s: accepted, but no assignment", a->id);
+    return as;
+}
+
+static const char *error_code(ra_t *a)
+{
+    static char code[64];
+    Omni__V1__AgentEnvelope *e = ra_expect(a, OMNI__V1__AGENT_ENVELOPE__BODY_ERROR, 3000);
+    cr_assert_not_null(e, "%s: expected an AgentError", a->id);
+    snprintf(code, sizeof(code), "%s", e->error->code);
+    ra_free(e);
+    return code;
+}
+
+/* ---- customers ---- */
+
+static omni_adapter_t *chat;
+static int outbound_seen;
+static char outbound_text[256], outbound_conv[64];
+
+static void on_outbound(omni_adapter_t *ad, const Omni__V1__OutboundMessage *m, void *user)
+{
+    (void)user;
+    outbound_seen++;
+    snprintf(outbound_text, sizeof(outbound_text), "%s", m->text);
+    snprintf(outbound_conv, sizeof(outbound_conv), "%s", m->conversation_id);
+    omni_adapter_outbound_result(ad, m->outbound_id, 1, 0, "prov-1", NULL);
+}
+
+static void open_chat(void)
+{
+    omni_adapter_opts_t o;
+    h_adapter_opts(&o, &H, "t-chat", OMNI__V1__CHANNEL__CHANNEL_CHAT);
+    o.on_outbound = on_outbound;
+    cr_assert_eq(omni_adapter_new(&o, &chat), 0);
+}
+
+static void say(const char *pmid, const char *from, const char *text, h_ack_t *ack)
+{
+    Omni__V1__InboundMessage m;
+    h_msg(&m, OMNI__V1__CHANNEL__CHANNEL_CHAT, pmid, from, NULL, text);
+    cr_assert_eq(h_send(chat, &m, ack, 5000), 0, "no ack for %s", pmid);
+    cr_assert(ack->accepted, "%s rejected: %s", pmid, ack->detail);
+}
+
+/* Kinds of the stream events of one conversation, in seq order, space-separated. */
+static void kinds_of(const char *conv, char *out, size_t outlen)
+{
+    Omni__V1__StreamEvent **ev;
+    size_t n = h_events(&H, &ev), off = 0;
+    static const char *names[] = {[10] = "message", [11] = "customer_merged", [12] = "conversation_opened",
+                                  [13] = "queued", [14] = "offered", [15] = "assigned", [16] = "agent_message",
+                                  [17] = "transferred", [18] = "closed", [19] = "offer_ended"};
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ev[i]->conversation_id, conv) == 0 && ev[i]->kind_case >= 10 && ev[i]->kind_case <= 19)
+            off += (size_t)snprintf(out + off, off < outlen ? outlen - off : 0, "%s%s", off ? " " : "",
+                                    names[ev[i]->kind_case]);
+    h_events_free(ev, n);
+}
+
+/* Polls the adapter (outbound delivery) while waiting for an envelope. */
+static Omni__V1__AgentEnvelope *ra_expect_pumping(ra_t *a, Omni__V1__AgentEnvelope__BodyCase kind)
+{
+    for (int i = 0; i < 100; i++) {
+        omni_adapter_poll(chat, 20);
+        Omni__V1__AgentEnvelope *e = ra_expect(a, kind, 30);
+        if (e)
+            return e;
+    }
+    return NULL;
+}
+
+Test(routing, offer_accept_reply_close_through_the_channel)
+{
+    ra_t a;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "taro");
+    ra_login(&a, "account", 4, 0);
+    say("r-1", "chat:visitor-1", "パスワードがロックされました", &ack);
+
+    Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, ack.conversation_id);
+    cr_assert_str_eq(as->assignment->queue, "account");
+    cr_assert_eq(as->assignment->n_history, 1, "history holds the customer's message");
+    cr_assert_str_eq(as->assignment->history[0]->message->inbound->text, "パスワードがロックされました");
+    ra_free(as);
+
+    Omni__V1__Reply rp = OMNI__V1__REPLY__INIT;
+    rp.conversation_id = ack.conversation_id;
+    rp.text = "再設定のリンクをお送りしました";
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_REPLY, &rp);
+    Omni__V1__AgentEnvelope *ok = ra_expect_pumping(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OK);
+    cr_assert_not_null(ok, "reply not confirmed");
+    cr_assert(ok->ok->outbound_id[0] && ok->ok->seq > 0);
+    ra_free(ok);
+    for (int i = 0; i < 100 && !outbound_seen; i++)
+        omni_adapter_poll(chat, 20);
+    cr_assert_eq(outbound_seen, 1, "the chat adapter got the reply");
+    cr_assert_str_eq(outbound_text, "再設定のリンクをお送りしました");
+    cr_assert_str_eq(outbound_conv, ack.conversation_id);
+
+    /* A customer message on an assigned conversation goes straight to its agent. */
+    say("r-2", "chat:visitor-1", "ありがとうございます", &ack);
+    Omni__V1__AgentEnvelope *ev = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_EVENT, 3000);
+    cr_assert_not_null(ev);
+    cr_assert_str_eq(ev->event->event->message->inbound->text, "ありがとうございます");
+    ra_free(ev);
+
+    Omni__V1__Close cl = OMNI__V1__CLOSE__INIT;
+    cl.conversation_id = ack.conversation_id;
+    cl.disposition = "resolved";
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE, &cl);
+    ok = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OK, 3000);
+    cr_assert_not_null(ok, "close not confirmed");
+    ra_free(ok);
+
+    char kinds[512];
+    kinds_of(ack.conversation_id, kinds, sizeof(kinds));
+    cr_assert_str_eq(kinds, "conversation_opened queued message offered assigned agent_message message closed");
+
+    /* After the close, the next message opens a new conversation, queued again. */
+    h_ack_t ack2;
+    say("r-3", "chat:visitor-1", "もう一つ質問があります", &ack2);
+    cr_assert_str_neq(ack2.conversation_id, ack.conversation_id);
+    as = ra_take(&a, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, ack2.conversation_id);
+    cr_assert_str_eq(as->assignment->queue, "general");
+    cr_assert_geq(as->assignment->n_history, 3, "history crosses conversations");
+    ra_free(as);
+    ra_close(&a);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, bad_agent_input_is_refused_and_counted)
+{
+    ra_t a, b;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "hanako");
+    Omni__V1__Accept ac = OMNI__V1__ACCEPT__INIT;
+    ac.offer_id = 12345;
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT, &ac);
+    cr_assert_str_eq(error_code(&a), "not_logged_in");
+    ra_send_raw(&a, "\xff\xff\xff garbage", 12);
+    cr_assert_str_eq(error_code(&a), "bad_request");
+
+    ra_login(&a, NULL, 0, 0);
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT, &ac);
+    cr_assert_str_eq(error_code(&a), "unknown_offer");
+    Omni__V1__Reply rp = OMNI__V1__REPLY__INIT;
+    rp.conversation_id = "cnv_999";
+    rp.text = "hello";
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_REPLY, &rp);
+    cr_assert_str_eq(error_code(&a), "not_assigned");
+
+    say("b-1", "chat:visitor-2", "こんにちは", &ack);
+    Omni__V1__AgentEnvelope *of = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OFFER, 5000);
+    cr_assert_not_null(of);
+    uint64_t offer = of->offer->offer_id;
+    ra_free(of);
+    /* Someone else's offer id is not theirs to accept. */
+    ra_open(&b, "jiro");
+    ra_login(&b, NULL, 0, 0);
+    ra_accept(&b, offer);
+    cr_assert_str_eq(error_code(&b), "unknown_offer");
+    ra_accept(&a, offer);
+    Omni__V1__AgentEnvelope *as = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_ASSIGNMENT, 5000);
+    cr_assert_not_null(as);
+    ra_free(as);
+    ra_accept(&a, offer); /* twice */
+    cr_assert_str_eq(error_code(&a), "unknown_offer");
+    /* The other agent cannot reply to or close it. */
+    rp.conversation_id = ack.conversation_id;
+    ra_simple(&b, OMNI__V1__AGENT_ENVELOPE__BODY_REPLY, &rp);
+    cr_assert_str_eq(error_code(&b), "not_assigned");
+    Omni__V1__Close cl = OMNI__V1__CLOSE__INIT;
+    cl.conversation_id = ack.conversation_id;
+    ra_simple(&b, OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE, &cl);
+    cr_assert_str_eq(error_code(&b), "not_assigned");
+    cr_assert_geq(h_counter(&H, "agent_errors"), 8);
+
+    /* None of that changed anything: the conversation is still hanako's. */
+    char out[8192];
+    const char *args[] = {"agents", "--json", NULL};
+    cr_assert_eq(h_omnictl(&H, out, sizeof(out), args), 0);
+    cr_assert(strstr(out, ack.conversation_id), "agents shows the conversation: %s", out);
+    ra_close(&a);
+    ra_close(&b);
+    omni_adapter_destroy(&chat);
+}
