@@ -41,6 +41,7 @@ static const char *const names[M__COUNT] = {
     [M_AGENT_ERRORS] = "agent_errors",
     [M_AUTO_PAUSED] = "auto_paused",
     [M_OUTBOUND_SENT] = "outbound_sent",
+    [M_OUTBOUND_DELIVERED] = "outbound_delivered",
     [M_OUTBOUND_FAILED] = "outbound_failed",
     [M_ROUTING_STORE_RETRIES] = "routing_store_retries",
 };

@@ -37,7 +37,8 @@ typedef enum {
     M_AGENT_TIMEOUTS,     /* sessions ended by missed heartbeats */
     M_AGENT_ERRORS,       /* agent requests refused (bad input, unknown offer, not assigned...) */
     M_AUTO_PAUSED,        /* agents set away after missed offers */
-    M_OUTBOUND_SENT,
+    M_OUTBOUND_SENT,      /* sends to adapters, redeliveries included */
+    M_OUTBOUND_DELIVERED, /* adapters reported a delivery */
     M_OUTBOUND_FAILED,    /* adapters reported a failed delivery */
     M_ROUTING_STORE_RETRIES, /* routing writes retried because Redis was unavailable */
     M__COUNT

@@ -21,6 +21,10 @@
 #define OPS_BATCH_MAX 512   /* routing ops per route.lua call */
 #define CALLS_MAX 2         /* route.lua calls waiting on Redis at once (group commit) */
 #define PREVIEW_MAX 200     /* bytes of the opening message shown in an offer */
+#define OUTQ_MAX 10000      /* replies waiting for an adapter's delivery report */
+#define OUTQ_RETRY_MS 5000  /* resend an unreported delivery this often */
+#define OUTQ_WAIT_MS 500    /* look for an adapter this often while none is connected */
+#define OUTQ_TTL_MS (3600 * 1000LL) /* then the reply is given up (counted, logged) */
 
 typedef enum { CV_ROUTED, CV_LIMBO } cv_state_t;
 
@@ -69,6 +73,17 @@ typedef struct {
     rop_t ops[];
 } rbatch_t;
 
+/* A reply on its way to a customer: resent until its adapter reports the outcome. */
+typedef struct {
+    char id[40];                    /* outbound_id */
+    uint8_t *env;                   /* packed Envelope{outbound}, owned */
+    size_t len;
+    int chnum;
+    char account[128];
+    int64_t created_ms, next_ms;
+    unsigned sends;
+} outq_t;
+
 /* What an agent said about itself at login, for omnictl agents (the router keeps only ids). */
 typedef struct {
     char id[ROUTER_ID_MAX];
@@ -86,7 +101,7 @@ struct routing {
     agents_t *agents;
     void *pub;
     int64_t started_ms, now_ms, next_scan_ms;
-    strmap_t convs, offers, agent_recs;
+    strmap_t convs, offers, agent_recs, outq;
     rop_t *ops;
     size_t nops, capops;
     int calls;
@@ -307,28 +322,79 @@ static const adapter_rec_t *adapter_for(routing_t *rt, int chnum, const char *ac
     return best;
 }
 
+static void outq_send(routing_t *rt, outq_t *q)
+{
+    const adapter_rec_t *ad = adapter_for(rt, q->chnum, q->account);
+    if (!ad) {
+        q->next_ms = rt->now_ms + OUTQ_WAIT_MS;
+        return;
+    }
+    reply_send(&ad->to, q->env, q->len);
+    metrics_inc(M_OUTBOUND_SENT);
+    q->sends++;
+    q->next_ms = rt->now_ms + OUTQ_RETRY_MS;
+}
+
+static void outq_drop(routing_t *rt, outq_t *q)
+{
+    strmap_del(&rt->outq, q->id);
+    free(q->env);
+    free(q);
+}
+
+/* The reply is durable in the stream; from here it is delivered at least once. */
+static void outq_add(routing_t *rt, rop_t *o)
+{
+    outq_t *q = calloc(1, sizeof(*q));
+    if (q)
+        snprintf(q->id, sizeof(q->id), "%s", o->outbound_id);
+    if (!q || strmap_put(&rt->outq, q->id, q) != 0) {
+        free(q);
+        LOG_ERROR("routing: out of memory: reply %s of %s stored but not delivered", o->outbound_id, o->conv);
+        metrics_inc(M_OUTBOUND_FAILED);
+        return;
+    }
+    q->env = o->outbound;
+    q->len = o->outbound_len;
+    o->outbound = NULL;
+    q->chnum = o->chnum;
+    snprintf(q->account, sizeof(q->account), "%s", o->account);
+    q->created_ms = rt->now_ms;
+    outq_send(rt, q);
+}
+
+static void outq_scan(routing_t *rt)
+{
+    const char *k;
+    void *v;
+    outq_t *due[256];
+    size_t n = 0;
+    for (size_t i = 0; n < 256 && (i = strmap_next(&rt->outq, i, &k, &v)) != 0;)
+        if (((outq_t *)v)->next_ms <= rt->now_ms)
+            due[n++] = v;
+    for (size_t i = 0; i < n; i++) {
+        if (rt->now_ms - due[i]->created_ms > OUTQ_TTL_MS) {
+            LOG_ERROR("routing: reply %s never reported delivered after %u send(s); given up", due[i]->id,
+                      due[i]->sends);
+            metrics_inc(M_OUTBOUND_FAILED);
+            outq_drop(rt, due[i]);
+        } else {
+            outq_send(rt, due[i]);
+        }
+    }
+}
+
 static void complete(routing_t *rt, rop_t *o, const store_route_result_t *res)
 {
     switch (o->done) {
     case DONE_NONE: break;
     case DONE_ASSIGN: send_assignment(rt, o, res); break;
     case DONE_OK: send_ok(rt, o, res->seq); break;
-    case DONE_REPLY: {
-        const adapter_rec_t *ad = adapter_for(rt, o->chnum, o->account);
-        if (ad) {
-            reply_send(&ad->to, o->outbound, o->outbound_len);
-            metrics_inc(M_OUTBOUND_SENT);
-        } else {
-            /* The adapter left between the check and the write: the reply is in the stream, the
-             * delivery is not. Say so; the agent can resend. */
-            LOG_WARN("routing: no %s adapter online for %s; reply %s not delivered", omni_channel_name(o->chnum),
-                     o->conv, o->outbound_id);
-            metrics_inc(M_OUTBOUND_FAILED);
-        }
+    case DONE_REPLY:
+        outq_add(rt, o);
         if (o->agent[0])
             send_ok(rt, o, res->seq);
         break;
-    }
     }
 }
 
@@ -502,8 +568,8 @@ static int build_outbound(routing_t *rt, const conv_t *c, const char *agent, con
 static int reply_out(routing_t *rt, const conv_t *c, const char *agent, const char *text, const char *subject,
                      uint64_t request_id)
 {
-    if (!adapter_for(rt, c->chnum, c->q->channel_account))
-        return OMNI_EUNAVAIL;
+    if (rt->outq.n >= OUTQ_MAX)
+        return OMNI_EFULL;
     Omni__V1__StreamEvent ev = OMNI__V1__STREAM_EVENT__INIT;
     Omni__V1__AgentMessage am = OMNI__V1__AGENT_MESSAGE__INIT;
     rop_t *o = persist(rt, c, "", NULL);
@@ -682,6 +748,7 @@ int routing_new(const config_t *cfg, routecfg_t *rc, store_t *st, void *agents_s
     strmap_init(&rt->convs);
     strmap_init(&rt->offers);
     strmap_init(&rt->agent_recs);
+    strmap_init(&rt->outq);
     routecfg_limits(rc, &lim);
     if (router_new(&lim, &rt->router) != 0) {
         snprintf(err, errlen, "cannot create the router (limits too large?)");
@@ -715,6 +782,11 @@ void routing_destroy(routing_t **prt)
     for (size_t i = 0; (i = strmap_next(&rt->agent_recs, i, &k, &v)) != 0;)
         free(v);
     strmap_free(&rt->agent_recs);
+    for (size_t i = 0; (i = strmap_next(&rt->outq, i, &k, &v)) != 0;) {
+        free(((outq_t *)v)->env);
+        free(v);
+    }
+    strmap_free(&rt->outq);
     for (size_t i = 0; i < rt->nops; i++)
         op_clear(&rt->ops[i]);
     free(rt->ops);
@@ -867,8 +939,7 @@ static void after_hours(routing_t *rt, conv_t *c, const routecfg_queue_t *qc)
 {
     metrics_inc(M_AFTER_HOURS);
     if (qc->after_hours_message[0] && reply_out(rt, c, "", qc->after_hours_message, NULL, 0) != 0)
-        LOG_WARN("routing: after-hours notice for %s not sent: no %s adapter online", c->id,
-                 omni_channel_name(c->chnum));
+        LOG_WARN("routing: after-hours notice for %s not sent: too many replies waiting", c->id);
 }
 
 static void on_queued(routing_t *rt, Omni__V1__StreamEvent *ev)
@@ -944,11 +1015,17 @@ void routing_on_event(routing_t *rt, const char *kind, const char *conversation_
 
 void routing_on_outbound_result(routing_t *rt, const Omni__V1__OutboundResult *r)
 {
-    (void)rt;
-    if (r->delivered)
-        return;
-    metrics_inc(M_OUTBOUND_FAILED);
-    LOG_WARN("routing: delivery %s failed%s: %s", r->outbound_id, r->permanent ? " for good" : "", r->error);
+    outq_t *q = strmap_get(&rt->outq, r->outbound_id);
+    if (r->delivered) {
+        metrics_inc(M_OUTBOUND_DELIVERED);
+    } else {
+        LOG_WARN("routing: delivery %s failed%s: %s", r->outbound_id, r->permanent ? " for good" : "", r->error);
+        if (!r->permanent && q)
+            return; /* sent again at its next retry */
+        metrics_inc(M_OUTBOUND_FAILED);
+    }
+    if (q)
+        outq_drop(rt, q);
 }
 
 /* ---------- agent requests ---------- */
@@ -1227,8 +1304,8 @@ static void do_reply(const req_t *r, const Omni__V1__Reply *m)
     if (!m->text[0] || strlen(m->text) > r->rt->cfg->max_text_bytes || strlen(m->subject) > 998)
         return req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject at most 998");
     int rc = reply_out(r->rt, c, r->agent, m->text, m->subject, r->request_id);
-    if (rc == OMNI_EUNAVAIL)
-        return req_error(r, "no_adapter", "no adapter for this channel is connected; nothing was sent");
+    if (rc == OMNI_EFULL)
+        return req_error(r, "no_adapter", "too many replies wait for their adapter; nothing was sent");
     if (rc != 0)
         return req_error(r, "internal", "out of memory");
 }
@@ -1374,6 +1451,7 @@ void routing_tick(routing_t *rt, int64_t now_ms)
     if (now_ms >= rt->next_scan_ms) {
         agents_expire(rt->agents, now_ms, on_expired, rt);
         expire_limbo(rt);
+        outq_scan(rt);
         rt->next_scan_ms = now_ms + 200;
     }
 }

@@ -54,7 +54,26 @@ typedef struct {
     void *ctx, *sock;
     uint64_t req;
     char id[64];
+    int64_t next_hb_us;
+    Omni__V1__AgentEnvelope *stash[512]; /* received while waiting for something else */
+    size_t n_stash;
 } ra_t;
+
+static uint64_t ra_send(ra_t *a, Omni__V1__AgentEnvelope *env);
+
+/* Heartbeats go out only while the test waits on this agent: an agent the test ignores falls
+ * silent, which is how the tests take one offline without killing anything. */
+static void ra_heartbeat(ra_t *a)
+{
+    if (omni_mono_us() < a->next_hb_us)
+        return;
+    Omni__V1__AgentHeartbeat hb = OMNI__V1__AGENT_HEARTBEAT__INIT;
+    Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
+    env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    ra_send(a, &env);
+    a->next_hb_us = omni_mono_us() + 300 * 1000;
+}
 
 static void ra_open(ra_t *a, const char *id)
 {
@@ -69,6 +88,8 @@ static void ra_open(ra_t *a, const char *id)
 
 static void ra_close(ra_t *a)
 {
+    for (size_t i = 0; i < a->n_stash; i++)
+        omni__v1__agent_envelope__free_unpacked(a->stash[i], NULL);
     zmq_close(a->sock);
     zmq_ctx_term(a->ctx);
 }
@@ -86,16 +107,25 @@ static uint64_t ra_send(ra_t *a, Omni__V1__AgentEnvelope *env)
 
 static void ra_send_raw(ra_t *a, const void *buf, size_t len) { zmq_send(a->sock, buf, len, 0); }
 
-/* Next envelope of the given kind (others are skipped: heartbeats, events, status), or NULL. */
+/* Next envelope of the given kind, or NULL. Others are kept for later calls (heartbeat
+ * answers are dropped), so nothing the broker sent is missed by asking in another order. */
 static Omni__V1__AgentEnvelope *ra_expect(ra_t *a, Omni__V1__AgentEnvelope__BodyCase kind, int timeout_ms)
 {
+    for (size_t i = 0; i < a->n_stash; i++)
+        if (a->stash[i]->body_case == kind) {
+            Omni__V1__AgentEnvelope *env = a->stash[i];
+            memmove(&a->stash[i], &a->stash[i + 1], (a->n_stash - i - 1) * sizeof(a->stash[0]));
+            a->n_stash--;
+            return env;
+        }
     int64_t end = omni_mono_us() + timeout_ms * 1000LL;
     for (;;) {
         int left = (int)((end - omni_mono_us()) / 1000);
         if (left <= 0)
             return NULL;
+        ra_heartbeat(a);
         zmq_pollitem_t it = {a->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, left) <= 0)
+        if (zmq_poll(&it, 1, left < 100 ? left : 100) <= 0)
             continue;
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -108,7 +138,10 @@ static Omni__V1__AgentEnvelope *ra_expect(ra_t *a, Omni__V1__AgentEnvelope__Body
         cr_assert_not_null(env, "broker sent something that is not an AgentEnvelope");
         if (env->body_case == kind)
             return env;
-        omni__v1__agent_envelope__free_unpacked(env, NULL);
+        if (env->body_case != OMNI__V1__AGENT_ENVELOPE__BODY_HEARTBEAT && a->n_stash < 512)
+            a->stash[a->n_stash++] = env;
+        else
+            omni__v1__agent_envelope__free_unpacked(env, NULL);
     }
 }
 
@@ -360,6 +393,220 @@ Test(routing, bad_agent_input_is_refused_and_counted)
     const char *args[] = {"agents", "--json", NULL};
     cr_assert_eq(h_omnictl(&H, out, sizeof(out), args), 0);
     cr_assert(strstr(out, ack.conversation_id), "agents shows the conversation: %s", out);
+    ra_close(&a);
+    ra_close(&b);
+    omni_adapter_destroy(&chat);
+}
+
+static Omni__V1__StreamEvent *last_event_of(const char *conv, int kind, Omni__V1__StreamEvent ***all, size_t *n)
+{
+    Omni__V1__StreamEvent *found = NULL;
+    *n = h_events(&H, all);
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*all)[i]->conversation_id, conv) == 0 && (int)(*all)[i]->kind_case == kind)
+            found = (*all)[i];
+    return found;
+}
+
+Test(routing, silent_agent_loses_its_conversation_to_the_front_with_its_wait)
+{
+    ra_t a, b;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "silent");
+    ra_login(&a, NULL, 0, 0);
+    say("s-1", "chat:visitor-3", "注文について", &ack);
+    Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
+    ra_free(as);
+    /* b logs in with one slot and waits; a says nothing from now on. */
+    ra_open(&b, "backup");
+    ra_login(&b, NULL, 0, 1);
+    as = ra_take(&b, 10000);
+    cr_assert_str_eq(as->assignment->conversation_id, ack.conversation_id);
+    ra_free(as);
+
+    Omni__V1__StreamEvent **ev;
+    size_t n;
+    Omni__V1__StreamEvent *q = last_event_of(ack.conversation_id, OMNI__V1__STREAM_EVENT__KIND_QUEUED, &ev, &n);
+    cr_assert_not_null(q);
+    cr_assert(q->queued->requeued);
+    cr_assert_str_eq(q->queued->reason, "agent_offline");
+    Omni__V1__StreamEvent *first = NULL;
+    for (size_t i = 0; i < n && !first; i++)
+        if (strcmp(ev[i]->conversation_id, ack.conversation_id) == 0 &&
+            ev[i]->kind_case == OMNI__V1__STREAM_EVENT__KIND_QUEUED)
+            first = ev[i];
+    cr_assert_eq(q->queued->enqueued_ms, first->queued->enqueued_ms, "the requeue keeps the original wait");
+    h_events_free(ev, n);
+    cr_assert_geq(h_counter(&H, "agent_timeouts"), 1);
+    cr_assert_geq(h_counter(&H, "requeued"), 1);
+    ra_close(&a);
+    ra_close(&b);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, unanswered_offers_are_revoked_and_the_agent_paused)
+{
+    ra_t a, b;
+    h_ack_t k1, k2;
+    open_chat();
+    ra_open(&a, "sleepy");
+    ra_login(&a, NULL, 0, 0);
+    say("p-1", "chat:visitor-4", "一件目", &k1);
+    say("p-2", "chat:visitor-5", "二件目", &k2);
+    /* Two offers, neither answered: two revokes, then the broker sets the agent away. */
+    for (int i = 0; i < 2; i++) {
+        Omni__V1__AgentEnvelope *rv = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_REVOKE, 5000);
+        cr_assert_not_null(rv, "offer %d not revoked", i);
+        ra_free(rv);
+    }
+    Omni__V1__AgentEnvelope *st = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_STATUS, 5000);
+    cr_assert_not_null(st);
+    cr_assert_eq(st->status->state, OMNI__V1__AGENT_STATE__AGENT_STATE_AWAY);
+    cr_assert_str_eq(st->status->reason, "missed_offers");
+    ra_free(st);
+    char out[8192];
+    const char *args[] = {"agents", "--json", NULL};
+    cr_assert_eq(h_omnictl(&H, out, sizeof(out), args), 0);
+    cr_assert(strstr(out, "\"away\""), "%s", out);
+    /* Both go to the next agent, oldest first. */
+    ra_open(&b, "awake");
+    ra_login(&b, NULL, 0, 0);
+    Omni__V1__AgentEnvelope *as = ra_take(&b, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, k1.conversation_id);
+    ra_free(as);
+    as = ra_take(&b, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, k2.conversation_id);
+    ra_free(as);
+    cr_assert_geq(h_counter(&H, "offers_timed_out"), 2);
+    cr_assert_eq(h_counter(&H, "auto_paused"), 1);
+    ra_close(&a);
+    ra_close(&b);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, transfer_to_another_queue_reaches_a_skilled_agent)
+{
+    ra_t a, b;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "front");
+    ra_login(&a, "account", 5, 0);
+    ra_open(&b, "billing-1");
+    ra_login(&b, "billing", 2, 0);
+    say("t-1", "chat:visitor-6", "パスワードと請求について", &ack);
+    Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
+    cr_assert_str_eq(as->assignment->queue, "account");
+    ra_free(as);
+    Omni__V1__Transfer tr = OMNI__V1__TRANSFER__INIT;
+    tr.conversation_id = ack.conversation_id;
+    tr.queue = "nowhere";
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER, &tr);
+    cr_assert_str_eq(error_code(&a), "unknown_queue");
+    tr.queue = "billing";
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER, &tr);
+    Omni__V1__AgentEnvelope *ok = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OK, 3000);
+    cr_assert_not_null(ok);
+    ra_free(ok);
+    as = ra_take(&b, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, ack.conversation_id);
+    cr_assert_str_eq(as->assignment->queue, "billing");
+    ra_free(as);
+    char kinds[512];
+    kinds_of(ack.conversation_id, kinds, sizeof(kinds));
+    cr_assert_str_eq(kinds, "conversation_opened queued message offered assigned transferred offered assigned");
+    ra_close(&a);
+    ra_close(&b);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, after_hours_reject_closes_with_a_notice)
+{
+    h_ack_t ack;
+    open_chat();
+    say("n-1", "chat:visitor-7", "深夜に失礼します", &ack);
+    for (int i = 0; i < 100 && !outbound_seen; i++)
+        omni_adapter_poll(chat, 20);
+    cr_assert_eq(outbound_seen, 1, "the customer got the after-hours notice");
+    cr_assert_str_eq(outbound_text, "営業時間外です");
+    char kinds[512];
+    kinds_of(ack.conversation_id, kinds, sizeof(kinds));
+    cr_assert_str_eq(kinds, "conversation_opened queued message agent_message closed");
+    cr_assert_eq(h_counter(&H, "after_hours"), 1);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, fraud_keywords_jump_the_queue)
+{
+    ra_t a;
+    h_ack_t k1, k2;
+    open_chat();
+    say("f-1", "chat:visitor-8", "住所を変更したい", &k1);
+    say("f-2", "chat:visitor-9", "カードの不正利用があります", &k2);
+    ra_open(&a, "first");
+    ra_login(&a, NULL, 0, 1);
+    Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, k2.conversation_id, "the fraud report goes first");
+    ra_free(as);
+    ra_close(&a);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, broker_kill9_loses_no_waiting_or_assigned_conversation)
+{
+    ra_t a, b;
+    h_ack_t ack;
+    char held[2][64];
+    open_chat();
+    ra_open(&a, "holder");
+    ra_login(&a, NULL, 0, 2);
+    for (int i = 0; i < 2; i++) {
+        char pmid[32], from[32];
+        snprintf(pmid, sizeof(pmid), "k-held-%d", i);
+        snprintf(from, sizeof(from), "chat:held-%d", i);
+        say(pmid, from, "対応中", &ack);
+        Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
+        snprintf(held[i], sizeof(held[i]), "%s", as->assignment->conversation_id);
+        ra_free(as);
+    }
+    for (int i = 0; i < 30; i++) { /* holder is full: these wait */
+        char pmid[32], from[32];
+        snprintf(pmid, sizeof(pmid), "k-wait-%d", i);
+        snprintf(from, sizeof(from), "chat:wait-%d", i);
+        say(pmid, from, "待っています", &ack);
+    }
+    cr_assert_eq(h_broker_stop(&H, SIGKILL), SIGKILL + 128);
+    h_broker_start(&H);
+
+    /* The holder comes back holding its two: both reclaimed, none offered elsewhere. */
+    Omni__V1__Login l = OMNI__V1__LOGIN__INIT;
+    Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
+    Omni__V1__ChannelSlots cs = OMNI__V1__CHANNEL_SLOTS__INIT, *csp = &cs;
+    char *holding[2] = {held[0], held[1]};
+    cs.channel = OMNI__V1__CHANNEL__CHANNEL_CHAT;
+    cs.slots = 2;
+    l.agent_id = a.id;
+    l.capacity = &csp;
+    l.n_capacity = 1;
+    l.holding = holding;
+    l.n_holding = 2;
+    env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN;
+    env.login = &l;
+    ra_send(&a, &env);
+    Omni__V1__AgentEnvelope *ok = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN_OK, 10000);
+    cr_assert_not_null(ok);
+    cr_assert_eq(ok->login_ok->n_reclaimed, 2, "both held conversations reclaimed");
+    ra_free(ok);
+
+    ra_open(&b, "after");
+    ra_login(&b, NULL, 0, 30);
+    for (int i = 0; i < 30; i++) {
+        Omni__V1__AgentEnvelope *as = ra_take(&b, 5000);
+        for (int k = 0; k < 2; k++)
+            cr_assert_str_neq(as->assignment->conversation_id, held[k], "a reclaimed conversation went elsewhere");
+        ra_free(as);
+    }
+    cr_assert_null(ra_expect(&b, OMNI__V1__AGENT_ENVELOPE__BODY_OFFER, 500), "more than the 30 waiting");
     ra_close(&a);
     ra_close(&b);
     omni_adapter_destroy(&chat);

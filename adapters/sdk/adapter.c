@@ -22,6 +22,9 @@ typedef struct {
     int state;
 } slot_t;
 
+#define OUTBOUND_SEEN 256
+#define OUTBOUND_ID_MAX 64
+
 struct omni_adapter {
     void *zctx;          /* owned */
     void *sock;          /* DEALER */
@@ -46,6 +49,16 @@ struct omni_adapter {
     int64_t last_heard_us;
     int64_t broker_started_ms;
     uint32_t gen;        /* provider id generator */
+
+    /* The broker redelivers an outbound message until it hears a result; these remember the
+     * latest ones so a redelivery gets the recorded result again, never a second send. */
+    struct {
+        char id[OUTBOUND_ID_MAX];
+        int state;       /* 0 empty, 1 handed to on_outbound, 2 result known */
+        int delivered, permanent;
+        char provider_message_id[128], error[128];
+    } seen[OUTBOUND_SEEN];
+    unsigned seen_next;
 };
 
 static char *dup_or(const char *s, const char *dflt)
@@ -283,11 +296,28 @@ int omni_adapter_send(omni_adapter_t *ad, const Omni__V1__InboundMessage *msg, u
     return 0;
 }
 
+static int seen_find(const omni_adapter_t *ad, const char *id)
+{
+    for (int i = 0; i < OUTBOUND_SEEN; i++)
+        if (ad->seen[i].state && strcmp(ad->seen[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
 int omni_adapter_outbound_result(omni_adapter_t *ad, const char *outbound_id, int delivered, int permanent,
                                  const char *provider_message_id, const char *error)
 {
     if (!ad || !outbound_id)
         return OMNI_EINVAL;
+    int k = seen_find(ad, outbound_id);
+    if (k >= 0) {
+        ad->seen[k].state = 2;
+        ad->seen[k].delivered = delivered != 0;
+        ad->seen[k].permanent = permanent != 0;
+        snprintf(ad->seen[k].provider_message_id, sizeof(ad->seen[k].provider_message_id), "%s",
+                 provider_message_id ? provider_message_id : "");
+        snprintf(ad->seen[k].error, sizeof(ad->seen[k].error), "%s", error ? error : "");
+    }
     Omni__V1__OutboundResult r = OMNI__V1__OUTBOUND_RESULT__INIT;
     r.outbound_id = (char *)outbound_id;
     r.delivered = delivered != 0;
@@ -298,6 +328,26 @@ int omni_adapter_outbound_result(omni_adapter_t *ad, const char *outbound_id, in
     env.body_case = OMNI__V1__ENVELOPE__BODY_OUTBOUND_RESULT;
     env.outbound_result = &r;
     return send_envelope(ad, &env);
+}
+
+static void handle_outbound(omni_adapter_t *ad, const Omni__V1__OutboundMessage *m)
+{
+    int k = seen_find(ad, m->outbound_id);
+    if (k >= 0) {
+        if (ad->seen[k].state == 2) /* its result was lost on the way: say it again */
+            omni_adapter_outbound_result(ad, m->outbound_id, ad->seen[k].delivered, ad->seen[k].permanent,
+                                         ad->seen[k].provider_message_id, ad->seen[k].error);
+        return; /* still being delivered by the application */
+    }
+    if (strlen(m->outbound_id) < OUTBOUND_ID_MAX) {
+        k = (int)(ad->seen_next++ % OUTBOUND_SEEN);
+        snprintf(ad->seen[k].id, OUTBOUND_ID_MAX, "%s", m->outbound_id);
+        ad->seen[k].state = 1;
+    }
+    if (ad->on_outbound)
+        ad->on_outbound(ad, m, ad->user);
+    else
+        omni_adapter_outbound_result(ad, m->outbound_id, 0, 1, NULL, "adapter has no outbound handler");
 }
 
 static void send_hello(omni_adapter_t *ad, int64_t now)
@@ -375,11 +425,7 @@ static int handle_frame(omni_adapter_t *ad, const uint8_t *data, size_t len, int
         ad->broker_started_ms = env->heartbeat->started_ms;
         break;
     case OMNI__V1__ENVELOPE__BODY_OUTBOUND:
-        if (ad->on_outbound)
-            ad->on_outbound(ad, env->outbound, ad->user);
-        else
-            omni_adapter_outbound_result(ad, env->outbound->outbound_id, 0, 1, NULL,
-                                         "adapter has no outbound handler");
+        handle_outbound(ad, env->outbound);
         break;
     default:
         break;

@@ -35,7 +35,10 @@ typedef struct {
 typedef void (*omni_ack_cb)(omni_adapter_t *ad, const omni_ack_t *ack, void *user);
 
 /* Called for each message the broker asks this adapter to deliver. `msg` is borrowed.
- * Report the outcome with omni_adapter_outbound_result(), now or later. */
+ * Report the outcome with omni_adapter_outbound_result(), now or later. The broker redelivers a
+ * message until it hears the outcome; the SDK recognises the last 256 outbound ids, so the
+ * callback runs once per id (a redelivery gets the recorded outcome again, or nothing while the
+ * callback's delivery is still under way). */
 typedef void (*omni_outbound_cb)(omni_adapter_t *ad, const Omni__V1__OutboundMessage *msg, void *user);
 
 typedef struct {
