@@ -611,3 +611,246 @@ Test(routing, broker_kill9_loses_no_waiting_or_assigned_conversation)
     ra_close(&b);
     omni_adapter_destroy(&chat);
 }
+
+/* ---- load: 20 omnictl agents, 2,000 conversations on four channels, one agent killed ---- */
+
+typedef struct {
+    const char *id, *skills, *capacity;
+    int account, billing;            /* levels */
+    int cap[4];                      /* chat, email, sns, phone as in ROUTER_CH_* order */
+} agent_spec_t;
+
+static const agent_spec_t FLEET[20] = {
+    {"victim", "account:5,billing:2", "chat=3,email=5,sns=5,phone=1", 5, 2, {3, 5, 5, 1}},
+    {"acc-1", "account:3", "chat=1,email=2,sns=1,phone=1", 3, 0, {1, 2, 1, 1}},
+    {"acc-2", "account:4", "chat=2,email=3,sns=2,phone=1", 4, 0, {2, 3, 2, 1}},
+    {"acc-3", "account:5", "chat=3,email=5,sns=5,phone=1", 5, 0, {3, 5, 5, 1}},
+    {"acc-4", "account:2", "chat=3,email=5,sns=5,phone=1", 2, 0, {3, 5, 5, 1}}, /* below the threshold */
+    {"acc-5", "account:3,billing:1", "chat=2,email=2,sns=2,phone=0", 3, 1, {2, 2, 2, 0}},
+    {"bil-1", "billing:1", "chat=1,email=5,sns=1,phone=1", 0, 1, {1, 5, 1, 1}},
+    {"bil-2", "billing:3", "chat=2,email=4,sns=3,phone=1", 0, 3, {2, 4, 3, 1}},
+    {"bil-3", "billing:5", "chat=3,email=5,sns=5,phone=1", 0, 5, {3, 5, 5, 1}},
+    {"bil-4", "billing:2", "chat=1,email=1,sns=1,phone=1", 0, 2, {1, 1, 1, 1}},
+    {"bil-5", "billing:4,account:1", "chat=2,email=3,sns=2,phone=0", 1, 4, {2, 3, 2, 0}},
+    {"gen-1", "", "chat=3,email=5,sns=5,phone=1", 0, 0, {3, 5, 5, 1}},
+    {"gen-2", "", "chat=1,email=1,sns=1,phone=1", 0, 0, {1, 1, 1, 1}},
+    {"gen-3", "", "chat=2,email=3,sns=2,phone=1", 0, 0, {2, 3, 2, 1}},
+    {"gen-4", "", "chat=3,email=2,sns=4,phone=0", 0, 0, {3, 2, 4, 0}},
+    {"gen-5", "", "chat=1,email=5,sns=1,phone=1", 0, 0, {1, 5, 1, 1}},
+    {"gen-6", "", "chat=2,email=2,sns=2,phone=1", 0, 0, {2, 2, 2, 1}},
+    {"gen-7", "", "chat=3,email=5,sns=5,phone=1", 0, 0, {3, 5, 5, 1}},
+    {"gen-8", "", "chat=1,email=1,sns=1,phone=1", 0, 0, {1, 1, 1, 1}},
+    {"gen-9", "", "chat=2,email=4,sns=3,phone=1", 0, 0, {2, 4, 3, 1}},
+};
+
+static int fleet_index(const char *id)
+{
+    for (int i = 0; i < 20; i++)
+        if (strcmp(FLEET[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+static int eligible(const agent_spec_t *a, const char *queue)
+{
+    if (strcmp(queue, "account") == 0)
+        return a->account >= 3;
+    if (strcmp(queue, "billing") == 0)
+        return a->billing >= 1;
+    return 1;
+}
+
+static pid_t fleet_spawn(int i)
+{
+    const agent_spec_t *a = &FLEET[i];
+    const char *args[16];
+    int n = 0;
+    args[n++] = "--id";
+    args[n++] = a->id;
+    if (a->skills[0]) {
+        args[n++] = "--skills";
+        args[n++] = a->skills;
+    }
+    args[n++] = "--capacity";
+    args[n++] = a->capacity;
+    args[n++] = "--heartbeat-ms";
+    args[n++] = "300";
+    if (i > 0) { /* the victim holds what it gets until it is killed */
+        args[n++] = "--reply";
+        args[n++] = "承知しました";
+        args[n++] = "--close";
+    }
+    args[n] = NULL;
+    return h_agent_spawn(&H, a->id, args);
+}
+
+static void on_outbound_ok(omni_adapter_t *ad, const Omni__V1__OutboundMessage *m, void *user)
+{
+    (void)user;
+    omni_adapter_outbound_result(ad, m->outbound_id, 1, 0, NULL, NULL);
+}
+
+/* Replays the stream: every offer fits the agent's capacity and the phone-blocks-chat/sns rule,
+ * goes to an eligible agent, and every conversation was assigned and finally closed. */
+static void check_fleet_stream(size_t n_conv, const char *victim_convs[], size_t *n_victim)
+{
+    Omni__V1__StreamEvent **ev;
+    size_t n = h_events(&H, &ev);
+    int load[20][4] = {{0}};
+    typedef struct { char conv[32], queue[32], holder[32]; int ch, assigned, closed, reassigned; } cs_t;
+    cs_t *cs = calloc(n_conv + 1, sizeof(*cs));
+    size_t ncs = 0;
+    *n_victim = 0;
+    for (size_t i = 0; i < n; i++) {
+        Omni__V1__StreamEvent *e = ev[i];
+        cs_t *c = NULL;
+        for (size_t k = 0; k < ncs && !c; k++)
+            if (strcmp(cs[k].conv, e->conversation_id) == 0)
+                c = &cs[k];
+        if (!c && e->kind_case == OMNI__V1__STREAM_EVENT__KIND_QUEUED) {
+            cr_assert_lt(ncs, n_conv, "more conversations than messages");
+            c = &cs[ncs++];
+            snprintf(c->conv, sizeof(c->conv), "%s", e->conversation_id);
+            c->ch = (int)e->channel - 1;
+        }
+        if (!c)
+            continue;
+        int ag;
+        switch (e->kind_case) {
+        case OMNI__V1__STREAM_EVENT__KIND_QUEUED:
+            snprintf(c->queue, sizeof(c->queue), "%s", e->queued->queue);
+            if (c->holder[0]) { /* requeued: its agent lost it */
+                load[fleet_index(c->holder)][c->ch]--;
+                c->holder[0] = 0;
+            }
+            break;
+        case OMNI__V1__STREAM_EVENT__KIND_OFFERED:
+            ag = fleet_index(e->offered->agent_id);
+            cr_assert_geq(ag, 0);
+            cr_assert(eligible(&FLEET[ag], c->queue), "%s offered to ineligible %s (queue %s)", c->conv,
+                      FLEET[ag].id, c->queue);
+            cr_assert_lt(load[ag][c->ch], FLEET[ag].cap[c->ch], "%s over capacity on channel %d", FLEET[ag].id, c->ch);
+            if (c->ch == 0 || c->ch == 2)
+                cr_assert_eq(load[ag][3], 0, "%s got chat/sns work during a call", FLEET[ag].id);
+            load[ag][c->ch]++;
+            break;
+        case OMNI__V1__STREAM_EVENT__KIND_OFFER_ENDED:
+            load[fleet_index(e->offer_ended->agent_id)][c->ch]--;
+            break;
+        case OMNI__V1__STREAM_EVENT__KIND_ASSIGNED:
+            if (c->assigned && strcmp(e->assigned->agent_id, "victim") != 0)
+                c->reassigned = 1;
+            c->assigned++;
+            snprintf(c->holder, sizeof(c->holder), "%s", e->assigned->agent_id);
+            if (strcmp(c->holder, "victim") == 0 && *n_victim < 64)
+                victim_convs[(*n_victim)++] = strdup(c->conv);
+            break;
+        case OMNI__V1__STREAM_EVENT__KIND_CLOSED:
+            cr_assert(c->holder[0], "%s closed by nobody", c->conv);
+            load[fleet_index(c->holder)][c->ch]--;
+            c->holder[0] = 0;
+            c->closed = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    cr_assert_eq(ncs, n_conv, "every message opened a queued conversation");
+    for (size_t k = 0; k < ncs; k++) {
+        cr_assert(cs[k].assigned, "%s never assigned", cs[k].conv);
+        cr_assert(cs[k].closed, "%s never closed", cs[k].conv);
+    }
+    for (size_t v = 0; v < *n_victim; v++)
+        for (size_t k = 0; k < ncs; k++)
+            if (strcmp(cs[k].conv, victim_convs[v]) == 0)
+                cr_assert(cs[k].reassigned, "%s stayed with the killed agent", cs[k].conv);
+    free(cs);
+    h_events_free(ev, n);
+}
+
+Test(routing, twenty_agents_two_thousand_conversations_one_killed, .timeout = 300)
+{
+    enum { N = 2000 };
+    static const Omni__V1__Channel chans[4] = {OMNI__V1__CHANNEL__CHANNEL_CHAT, OMNI__V1__CHANNEL__CHANNEL_EMAIL,
+                                               OMNI__V1__CHANNEL__CHANNEL_SNS, OMNI__V1__CHANNEL__CHANNEL_PHONE};
+    static const char *texts[3] = {"パスワードを忘れました", "請求金額が違います", "配送状況を知りたい"};
+    omni_adapter_t *ad[4];
+    pid_t pids[20];
+    for (int c = 0; c < 4; c++) {
+        omni_adapter_opts_t o;
+        char id[16];
+        snprintf(id, sizeof(id), "t-load-%d", c);
+        h_adapter_opts(&o, &H, id, chans[c]);
+        o.adapter_id = strdup(id);
+        o.on_ack = NULL;
+        o.on_outbound = on_outbound_ok;
+        cr_assert_eq(omni_adapter_new(&o, &ad[c]), 0);
+    }
+    for (int i = 0; i < 20; i++)
+        pids[i] = fleet_spawn(i);
+
+    int killed = 0;
+    for (int i = 0; i < N; i++) {
+        Omni__V1__InboundMessage m;
+        char pmid[32], from[64];
+        int c = i % 4;
+        snprintf(pmid, sizeof(pmid), "load-%d", i);
+        if (c == 0)
+            snprintf(from, sizeof(from), "chat:load-%d", i);
+        else if (c == 1)
+            snprintf(from, sizeof(from), "email:c%d@example.jp", i);
+        else if (c == 2)
+            snprintf(from, sizeof(from), "line:U%032x", i);
+        else
+            snprintf(from, sizeof(from), "phone:+8190%08d", 10000000 + i);
+        h_msg(&m, chans[c], pmid, from, NULL, texts[i % 3]);
+        while (omni_adapter_send(ad[c], &m, NULL) == OMNI_EFULL)
+            omni_adapter_poll(ad[c], 5);
+        for (int k = 0; k < 4; k++)
+            omni_adapter_process(ad[k]);
+        if (!killed && i == N / 4) {
+            /* The victim has taken work by now (it never closes); kill it mid-traffic. */
+            long long assigned = 0;
+            for (int t = 0; t < 500 && assigned < 5; t++) {
+                char out[65536];
+                const char *args[] = {"agents", "--json", NULL};
+                h_omnictl(&H, out, sizeof(out), args);
+                const char *v = strstr(out, "\"id\":\"victim\"");
+                const char *a = v ? strstr(v, "\"assigned\":") : NULL;
+                assigned = a ? atoll(a + 11) : 0;
+                for (int k = 0; k < 4; k++)
+                    omni_adapter_poll(ad[k], 2);
+            }
+            cr_assert_geq(assigned, 5, "the victim never got work");
+            kill(pids[0], SIGKILL);
+            waitpid(pids[0], NULL, 0);
+            killed = 1;
+        }
+    }
+    /* Everything acked, then every conversation closed by the surviving agents. */
+    for (int t = 0; t < 6000; t++) {
+        size_t pending = 0;
+        for (int k = 0; k < 4; k++) {
+            omni_adapter_poll(ad[k], 1);
+            pending += omni_adapter_pending(ad[k]);
+        }
+        if (!pending && (t % 50) == 0 && h_counter(&H, "closed") >= N)
+            break;
+    }
+    cr_assert_eq(h_counter(&H, "closed"), N, "all conversations closed");
+    cr_assert_geq(h_counter(&H, "requeued"), 5, "the victim's conversations were requeued");
+    const char *victim_convs[64];
+    size_t n_victim;
+    check_fleet_stream(N, victim_convs, &n_victim);
+    cr_assert_geq(n_victim, 5);
+    for (size_t v = 0; v < n_victim; v++)
+        free((void *)victim_convs[v]);
+    for (int i = 1; i < 20; i++) {
+        kill(pids[i], SIGTERM);
+        int st;
+        waitpid(pids[i], &st, 0);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s exited badly", FLEET[i].id);
+    }
+    for (int c = 0; c < 4; c++)
+        omni_adapter_destroy(&ad[c]);
+}
