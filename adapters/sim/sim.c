@@ -165,7 +165,7 @@ static omni_adapter_t *ads[NCH];
 static volatile sig_atomic_t g_stop;
 static uint64_t run_id, msg_counter;
 static struct {
-    uint64_t sent, accepted, duplicate, rejected, resent;
+    uint64_t sent, accepted, duplicate, rejected, resent, replies;
 } st[NCH];
 static uint64_t full_waits, unknown_acks;
 static hist_t h_all, h_sec;
@@ -472,6 +472,13 @@ static int send_spec(const spec_t *s, int64_t intended_us)
     return rc;
 }
 
+/* An agent's reply reaches the simulated customer: counted and reported delivered. */
+static void on_outbound(omni_adapter_t *ad, const Omni__V1__OutboundMessage *m, void *user)
+{
+    st[*(int *)user].replies++;
+    omni_adapter_outbound_result(ad, m->outbound_id, 1, 0, NULL, NULL);
+}
+
 static void on_ack(omni_adapter_t *ad, const omni_ack_t *ack, void *user)
 {
     (void)ad;
@@ -513,10 +520,11 @@ static void live_line(double elapsed)
     for (int c = 0; c < NCH; c++) connected += omni_adapter_connected(ads[c]);
     printf("[%3.0fs] sent %" PRIu64 " (email %" PRIu64 " chat %" PRIu64 " sns %" PRIu64
            " phone %" PRIu64 ") acked %" PRIu64 " dup %" PRIu64 " rejected %" PRIu64
-           " | customers %u, multi-channel %u | ack p50 %" PRIu64 " us p99 %" PRIu64 " us%s\n",
+           " | customers %u, multi-channel %u | agent replies %" PRIu64 " | ack p50 %" PRIu64
+           " us p99 %" PRIu64 " us%s\n",
            elapsed, TOTAL(sent), st[CH_EMAIL].sent, st[CH_CHAT].sent, st[CH_SNS].sent,
            st[CH_PHONE].sent, TOTAL(accepted), TOTAL(duplicate), TOTAL(rejected), ncusts,
-           multi_channel_customers(), hist_pct(&h_sec, 0.50), hist_pct(&h_sec, 0.99),
+           multi_channel_customers(), TOTAL(replies), hist_pct(&h_sec, 0.50), hist_pct(&h_sec, 0.99),
            connected ? "" : "  (broker not connected)");
     memset(&h_sec, 0, sizeof(h_sec));
 }
@@ -539,6 +547,9 @@ static void summary(double elapsed, double rate)
            "", TOTAL(sent), TOTAL(accepted), TOTAL(duplicate), TOTAL(rejected), pending_all);
     printf("  duplicates resent on purpose: %" PRIu64 "; outbox-full waits: %" PRIu64 "\n",
            TOTAL(resent), full_waits);
+    printf("  agent replies delivered to customers: %" PRIu64 " (email %" PRIu64 " chat %" PRIu64
+           " sns %" PRIu64 " phone %" PRIu64 ")\n", TOTAL(replies), st[CH_EMAIL].replies, st[CH_CHAT].replies,
+           st[CH_SNS].replies, st[CH_PHONE].replies);
     if (first_reject[0]) printf("  first rejection: %s\n", first_reject);
 
     unsigned multi = 0, one = 0;
@@ -652,6 +663,7 @@ int main(int argc, char **argv)
         o.channel = ch_proto[c];
         o.outbox_max = 4096;
         o.on_ack = on_ack;
+        o.on_outbound = on_outbound;
         o.user = &ch_index[c];
         int rc = omni_adapter_new(&o, &ads[c]);
         if (rc != 0) {
