@@ -3,21 +3,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
-#include <hiredis/hiredis.h>
 #include <zmq.h>
 
 #include <omni/adapter.h>
-#include <omni/v1/control.pb-c.h>
 
+#include "benchutil.h"
 #include "hist.h"
 
 /* ------------------------------------------------------------------ options */
@@ -68,162 +63,18 @@ static void usage(FILE *f)
             "  --seed N                message generator seed (default 1)\n");
 }
 
-/* ------------------------------------------------------------------ small helpers */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
-static void pin_self(int cpu)
-{
-    if (cpu < 0)
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-    if (rc)
-        fprintf(stderr, "bench_ingest: cannot pin to cpu %d: %s\n", cpu, strerror(rc));
-}
-
-/* Percentiles in µs with 0.1 µs resolution (the histogram holds ns). */
-static double us(uint64_t ns) { return (double)ns / 1000.0; }
-
-static void print_hist(const char *label, const hist_t *h)
-{
-    printf("  %-34s n=%-7" PRIu64 " p50 %8.1f  p99 %8.1f  p99.9 %8.1f  max %9.1f  mean %8.1f us\n", label, h->n,
-           us(hist_percentile(h, 50)), us(hist_percentile(h, 99)), us(hist_percentile(h, 99.9)), us(h->max),
-           hist_mean(h) / 1000.0);
-}
-
-/* The same four numbers as "prefix_p50_us=... prefix_p99_us=..." for a RESULT line. */
-static void result_hist(const char *prefix, const hist_t *h)
-{
-    printf(" %sp50_us=%.1f %sp99_us=%.1f %sp999_us=%.1f %smax_us=%.1f", prefix, us(hist_percentile(h, 50)), prefix,
-           us(hist_percentile(h, 99)), prefix, us(hist_percentile(h, 99.9)), prefix, us(h->max));
-}
-
-static redisContext *redis_open(const char *url)
-{
-    redisContext *c;
-    struct timeval tv = {2, 0};
-    if (strncmp(url, "unix://", 7) == 0) {
-        c = redisConnectUnixWithTimeout(url + 7, tv);
-    } else {
-        char host[256] = "127.0.0.1";
-        int port = 6379;
-        const char *h = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-        sscanf(h, "%255[^:/]:%d", host, &port);
-        c = redisConnectWithTimeout(host, port, tv);
-    }
-    if (!c || c->err) {
-        fprintf(stderr, "bench_ingest: cannot reach Redis at %s: %s\n", url, c ? c->errstr : "out of memory");
-        if (c)
-            redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
 /* ------------------------------------------------------------------ the floor */
 
-/* A ROUTER that answers every request with an ack-sized reply, like the broker's ingress;
- * with a Redis URL it first appends the request with one XADD (a one-message broker). */
-typedef struct {
-    const char *endpoint, *redis;
-    int cpu;
-    atomic_int ready; /* 1 bound, -1 failed */
-} echo_t;
-
-static void *echo_main(void *p)
-{
-    echo_t *e = p;
-    /* Pin first: the context's I/O thread is created below and inherits this mask, as the
-     * broker's I/O thread shares the broker's core. */
-    pin_self(e->cpu);
-    redisContext *rc = NULL;
-    char sha[41] = "";
-    if (e->redis) {
-        if (!(rc = redis_open(e->redis))) {
-            atomic_store(&e->ready, -1);
-            return NULL;
-        }
-        redisReply *r = redisCommand(rc, "SCRIPT LOAD %s",
-                                     "return redis.call('XADD', KEYS[1], 'MAXLEN', '~', 100000, '*', 'e', ARGV[1])");
-        if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
-            memcpy(sha, r->str, 41);
-        if (r)
-            freeReplyObject(r);
-        if (!sha[0]) {
-            atomic_store(&e->ready, -1);
-            redisFree(rc);
-            return NULL;
-        }
-    }
-    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_ROUTER);
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-    if (zmq_bind(s, e->endpoint) != 0) {
-        fprintf(stderr, "bench_ingest: cannot bind %s: %s\n", e->endpoint, zmq_strerror(errno));
-        atomic_store(&e->ready, -1);
-        goto out;
-    }
-    atomic_store(&e->ready, 1);
-    uint8_t rid[256], body[4096], reply[64];
-    memset(reply, 'a', sizeof(reply));
-    for (;;) {
-        int rl = zmq_recv(s, rid, sizeof(rid), 0);
-        int bl = zmq_recv(s, body, sizeof(body), 0);
-        if (rl < 0 || bl <= 0)
-            break; /* an empty body is the client's "stop" */
-        if (rc) {
-            redisReply *r = redisCommand(rc, "EVALSHA %s 1 omni-bench:floor %b", sha, body, (size_t)bl);
-            if (!r || r->type == REDIS_REPLY_ERROR) {
-                fprintf(stderr, "bench_ingest: floor XADD failed: %s\n", r ? r->str : rc->errstr);
-                if (r)
-                    freeReplyObject(r);
-                break;
-            }
-            freeReplyObject(r);
-        }
-        zmq_send(s, rid, (size_t)rl, ZMQ_SNDMORE);
-        zmq_send(s, reply, sizeof(reply), 0);
-    }
-out:
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    if (rc)
-        redisFree(rc);
-    return NULL;
-}
-
-/* Closed loop over one DEALER; the client spins on a non-blocking receive (yielding the core to
- * its own I/O thread), exactly as the load generator spins on the SDK, so neither side of the
- * comparison pays a client wake-up the other does not. */
+/* Closed loop over one DEALER against a relay that answers like the broker's ingress (with a
+ * Redis URL it first appends the request with one XADD: a one-message broker). The client spins
+ * on a non-blocking receive (yielding the core to its own I/O thread), exactly as the load
+ * generator spins on the SDK, so neither side of the comparison pays a client wake-up the other
+ * does not. */
 static int floor_zmq(const opts_t *o, const char *redis, hist_t *h)
 {
-    echo_t e = {.endpoint = o->floor_ep, .redis = redis, .cpu = o->server_cpu};
-    pthread_t th;
-    atomic_init(&e.ready, 0);
-    if (pthread_create(&th, NULL, echo_main, &e) != 0)
+    relay_t e = {.in_ep = o->floor_ep, .redis = redis, .cpu = o->server_cpu, .out_len = 64 /* an ack */};
+    if (relay_start(&e) != 0)
         return -1;
-    while (atomic_load(&e.ready) == 0)
-        usleep(1000);
-    if (atomic_load(&e.ready) < 0) {
-        pthread_join(th, NULL);
-        return -1;
-    }
     void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
     int zero = 0, rc = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
@@ -251,38 +102,8 @@ static int floor_zmq(const opts_t *o, const char *redis, hist_t *h)
     zmq_send(s, "", 0, 0); /* stop */
     zmq_close(s);
     zmq_ctx_term(ctx);
-    pthread_join(th, NULL);
+    relay_join(&e);
     return rc;
-}
-
-typedef struct {
-    const opts_t *o;
-    hist_t *h;
-    int rc;
-} redis_job_t;
-
-/* PING from the broker's core with blocking reads, as the broker waits for Redis in zmq_poll. */
-static void *floor_redis_main(void *p)
-{
-    redis_job_t *j = p;
-    pin_self(j->o->server_cpu);
-    redisContext *c = redis_open(j->o->redis);
-    j->rc = -1;
-    if (!c)
-        return NULL;
-    for (long i = 0; i < j->o->floor_warm + j->o->floor_n; i++) {
-        uint64_t t = now_ns();
-        redisReply *r = redisCommand(c, "PING");
-        if (!r)
-            goto out;
-        freeReplyObject(r);
-        if (i >= j->o->floor_warm)
-            hist_record(j->h, now_ns() - t);
-    }
-    j->rc = 0;
-out:
-    redisFree(c);
-    return NULL;
 }
 
 static hist_t h_zmq, h_redis, h_e2e;
@@ -300,9 +121,7 @@ static int run_floor(const opts_t *o)
         fprintf(stderr, "bench_ingest: zmq floor failed\n");
         return 1;
     }
-    redis_job_t j = {o, &h_redis, -1};
-    pthread_t th;
-    if (pthread_create(&th, NULL, floor_redis_main, &j) != 0 || pthread_join(th, NULL) != 0 || j.rc) {
+    if (redis_floor(o->redis, o->server_cpu, o->floor_warm, o->floor_n, 0, &h_redis) != 0) {
         fprintf(stderr, "bench_ingest: redis floor failed\n");
         return 1;
     }
@@ -326,126 +145,14 @@ static int run_floor(const opts_t *o)
            us(hist_percentile(&h_zmq, 99.9) + hist_percentile(&h_redis, 99.9)), us(h_zmq.max + h_redis.max));
     result_hist("xadd_", &h_e2e);
     printf("\n");
-    /* The XADD floor wrote into its own key: leave the server as we found it. */
-    redisContext *c = redis_open(o->redis);
-    if (c) {
-        redisReply *r = redisCommand(c, "DEL omni-bench:floor");
-        if (r)
-            freeReplyObject(r);
-        redisFree(c);
-    }
+    floor_cleanup(o->redis);
     return 0;
-}
-
-/* ------------------------------------------------------------------ broker counters */
-
-typedef struct {
-    uint64_t frames, accepted, duplicate, rejected, retry, merged, opened;
-    int ok;
-} counters_t;
-
-/* One StatusRequest on the control endpoint; ok=0 if the broker does not answer in 2 s. */
-static counters_t broker_counters(const char *endpoint)
-{
-    counters_t c = {0};
-    if (!endpoint)
-        return c;
-    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0, tmo = 2000;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
-    zmq_setsockopt(s, ZMQ_SNDTIMEO, &tmo, sizeof(tmo));
-    Omni__V1__StatusRequest sr = OMNI__V1__STATUS_REQUEST__INIT;
-    Omni__V1__ControlRequest req = OMNI__V1__CONTROL_REQUEST__INIT;
-    req.id = 1;
-    req.body_case = OMNI__V1__CONTROL_REQUEST__BODY_STATUS;
-    req.status = &sr;
-    uint8_t buf[64];
-    size_t len = omni__v1__control_request__pack(&req, buf);
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_connect(s, endpoint) == 0 && zmq_send(s, buf, len, 0) >= 0 && zmq_msg_recv(&m, s, 0) >= 0) {
-        Omni__V1__ControlReply *rep = omni__v1__control_reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-        if (rep && rep->body_case == OMNI__V1__CONTROL_REPLY__BODY_STATUS) {
-            c.ok = 1;
-            for (size_t i = 0; i < rep->status->n_counters; i++) {
-                const Omni__V1__Counter *k = rep->status->counters[i];
-                if (!strcmp(k->name, "ingress_frames")) c.frames = k->value;
-                else if (!strcmp(k->name, "messages_accepted")) c.accepted = k->value;
-                else if (!strcmp(k->name, "messages_duplicate")) c.duplicate = k->value;
-                else if (!strcmp(k->name, "messages_rejected")) c.rejected = k->value;
-                else if (!strcmp(k->name, "messages_retry")) c.retry = k->value;
-                else if (!strcmp(k->name, "customers_merged")) c.merged = k->value;
-                else if (!strcmp(k->name, "conversations_opened")) c.opened = k->value;
-            }
-        }
-        if (rep)
-            omni__v1__control_reply__free_unpacked(rep, NULL);
-    }
-    zmq_msg_close(&m);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    return c;
 }
 
 /* ------------------------------------------------------------------ message generator */
 
-/* splitmix64: reproducible with --seed, cheap enough for the send loop. */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static uint64_t mix(uint64_t x) /* stateless: a customer's ids are a function of its number */
-{
-    x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;
-    x = (x ^ (x >> 33)) * 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-static const char *const phrases[] = {
-    "お世話になっております。", "先日注文した商品がまだ届いていません。", "配送状況を確認していただけますか。",
-    "サブスクリプションの解約方法を教えてください。", "今月の請求額が二重になっているようです。",
-    "ログインできなくなりました。パスワード再設定のメールも届きません。", "よろしくお願いいたします。",
-    "アプリを最新版に更新したらエラーが表示されるようになりました。", "返品の手続きについて教えてください。",
-    "プレミアムプランからベーシックプランに変更できますか。", "領収書（インボイス）を発行していただけますか。",
-    "Hello, I have a question about my order. ", "The package was supposed to arrive yesterday. ",
-    "Could you check the delivery status for me? ", "I was charged twice this month. ",
-    "Please cancel my subscription at the end of the billing period. ",
-    "The app shows an error since the latest update. ", "Thanks in advance. ",
-    "My account email is still the old one, can you change it? ",
-};
-#define NPHRASES (sizeof(phrases) / sizeof(phrases[0]))
-#define NTEXTS 512
-static char texts[NTEXTS][512];
 static const char *const names[] = {"山田 太郎", "佐藤 花子", "鈴木 健太", "高橋 美咲", "田中 翔太",
                                     "Emily Johnson", "David Smith", "伊藤 陽菜", "渡辺 大輔", "Anna Schmidt"};
-
-/* Texts of 300-500 bytes, mixing Japanese and English sentences, cut on a UTF-8 boundary. */
-static void make_texts(void)
-{
-    for (int i = 0; i < NTEXTS; i++) {
-        size_t want = 300 + rnd() % 201, n = 0;
-        char *t = texts[i];
-        while (n < want) {
-            const char *p = phrases[rnd() % NPHRASES];
-            size_t pl = strlen(p);
-            if (n + pl > 500) {
-                pl = 500 - n;
-                while (pl > 0 && ((unsigned char)p[pl] & 0xC0) == 0x80)
-                    pl--;
-                if (pl == 0)
-                    break;
-            }
-            memcpy(t + n, p, pl);
-            n += pl;
-        }
-        t[n] = 0;
-    }
-}
 
 enum { G_LINE, G_CHAT, G_EMAIL, G_PHONE };
 
@@ -574,58 +281,6 @@ static void on_ack(omni_adapter_t *ad, const omni_ack_t *ack, void *user)
     }
 }
 
-/* Wait until the broker has finished whatever an earlier (overloaded) run left in its queues:
- * its counters stand still for 0.6 s. Without this, a run would measure its predecessor's backlog. */
-static void settle(const opts_t *o)
-{
-    if (!o->control)
-        return;
-    uint64_t start = now_ns(), prev = UINT64_MAX;
-    int still = 0;
-    while (still < 3 && now_ns() - start < 120000000000ull) {
-        counters_t c = broker_counters(o->control);
-        if (!c.ok)
-            return;
-        uint64_t v = c.frames + c.accepted + c.duplicate + c.retry + c.rejected;
-        still = v == prev ? still + 1 : 0;
-        prev = v;
-        if (still < 3)
-            usleep(200000);
-    }
-    double waited = (double)(now_ns() - start) / 1e9;
-    if (waited > 1.0)
-        printf("  (waited %.1f s for the broker to finish an earlier backlog)\n", waited);
-}
-
-static omni_adapter_t *connect_sdk(const opts_t *o)
-{
-    settle(o);
-    omni_adapter_opts_t ao;
-    omni_adapter_t *ad = NULL;
-    static char id[64];
-    snprintf(id, sizeof(id), "bench-%d", (int)getpid());
-    omni_adapter_opts_init(&ao);
-    ao.broker = o->broker;
-    ao.adapter_id = id;
-    ao.channel = OMNI__V1__CHANNEL__CHANNEL_SNS;
-    ao.outbox_max = (size_t)o->outbox;
-    ao.ack_timeout_ms = o->ack_timeout_ms;
-    ao.on_ack = on_ack;
-    int rc = omni_adapter_new(&ao, &ad);
-    if (rc) {
-        fprintf(stderr, "bench_ingest: omni_adapter_new: %s\n", omni_strerror(rc));
-        return NULL;
-    }
-    /* Connected = the broker answered our hello; only then does the clock start. */
-    uint64_t end = now_ns() + 5000000000ull;
-    while (!omni_adapter_connected(ad) && now_ns() < end)
-        omni_adapter_poll(ad, 10);
-    if (!omni_adapter_connected(ad)) {
-        fprintf(stderr, "bench_ingest: no answer from the broker at %s\n", o->broker);
-        omni_adapter_destroy(&ad);
-    }
-    return ad;
-}
 
 static void print_counters(const counters_t *a, const counters_t *b)
 {
@@ -635,14 +290,6 @@ static void print_counters(const counters_t *a, const counters_t *b)
            ", rejected +%" PRIu64 ", frames +%" PRIu64 ", conversations opened +%" PRIu64 "\n",
            b->accepted - a->accepted, b->duplicate - a->duplicate, b->retry - a->retry, b->rejected - a->rejected,
            b->frames - a->frames, b->opened - a->opened);
-}
-
-/* Spin on the SDK: a blocking poll would add a timer wake-up (60-75 µs here) to every
- * measurement. sched_yield lets the SDK's ZeroMQ I/O thread, pinned to the same core, run. */
-static void spin(omni_adapter_t *ad)
-{
-    omni_adapter_process(ad);
-    sched_yield();
 }
 
 static uint64_t text_bytes_total, packed_hint;
@@ -696,7 +343,7 @@ static int run_rate(const opts_t *o)
     R.n_when = total;
     if (!(R.when = calloc(total ? total : 1, sizeof(uint64_t))))
         return 1;
-    omni_adapter_t *ad = connect_sdk(o);
+    omni_adapter_t *ad = connect_sdk(o->broker, o->control, OMNI__V1__CHANNEL__CHANNEL_SNS, (size_t)o->outbox, o->ack_timeout_ms, on_ack);
     if (!ad)
         return 1;
     counters_t c0 = broker_counters(o->control);
@@ -764,7 +411,7 @@ static int run_saturate(const opts_t *o)
     R.ack_at = calloc(total ? total : 1, sizeof(uint64_t));
     if (!R.when || !R.ack_at)
         return 1;
-    omni_adapter_t *ad = connect_sdk(o);
+    omni_adapter_t *ad = connect_sdk(o->broker, o->control, OMNI__V1__CHANNEL__CHANNEL_SNS, (size_t)o->outbox, o->ack_timeout_ms, on_ack);
     if (!ad)
         return 1;
     counters_t c0 = broker_counters(o->control);
@@ -828,6 +475,7 @@ static int run_saturate(const opts_t *o)
 
 int main(int argc, char **argv)
 {
+    bench_name = "bench_ingest";
     static char floor_ep[128];
     opts_t o = {
         .broker = "tcp://127.0.0.1:5560", .redis = "redis://127.0.0.1:6379", .seconds = 5, .warmup = 1,
@@ -888,7 +536,7 @@ int main(int argc, char **argv)
 
     /* Unique provider ids per run: several runs share one Redis and must not dedupe each other. */
     snprintf(run_tag, sizeof(run_tag), "b%dx%" PRIu64, (int)getpid(), now_ns() % 1000000000u);
-    rng_state = o.seed;
+    rnd_seed(o.seed);
     make_texts();
     return o.mode == MODE_RATE ? run_rate(&o) : run_saturate(&o);
 }

@@ -105,36 +105,46 @@ static void heartbeat(agents_t *a, const reply_to_t *to, uint64_t request_id)
     agents_reply(to, &env);
 }
 
+void agents_frame(agents_t *a, const reply_to_t *to, const uint8_t *data, size_t len, int64_t now_ms,
+                  agents_handler_fn fn, void *ctx)
+{
+    char key[sizeof(((session_t *)0)->rkey)];
+    Omni__V1__AgentEnvelope *env = NULL;
+    if (len > a->max_frame) {
+        agents_error(to, 0, "bad_request", "frame above max_frame_bytes");
+        return;
+    }
+    if (!(env = omni__v1__agent_envelope__unpack(NULL, len, data))) {
+        agents_error(to, 0, "bad_request", "not an omni.v1.AgentEnvelope");
+        return;
+    }
+    rid_key(to, key);
+    session_t *s = strmap_get(&a->by_rid, key);
+    if (s)
+        s->last_ms = now_ms;
+    /* A heartbeat without a session (it expired, or the broker restarted) is refused: that
+     * refusal is how a client that only heartbeats learns to log in again. */
+    if (env->body_case == OMNI__V1__AGENT_ENVELOPE__BODY_HEARTBEAT && s)
+        heartbeat(a, to, env->request_id);
+    else if (env->body_case == OMNI__V1__AGENT_ENVELOPE__BODY_HEARTBEAT)
+        agents_error(to, env->request_id, "not_logged_in", "no session: log in again");
+    else
+        fn(ctx, s ? s->id : NULL, to, env);
+    omni__v1__agent_envelope__free_unpacked(env, NULL);
+}
+
 int agents_read(agents_t *a, int64_t now_ms, agents_handler_fn fn, void *ctx)
 {
     int frames = 0, rc;
     reply_to_t to;
     zmq_msg_t body;
-    char key[sizeof(((session_t *)0)->rkey)];
     while (frames < 1024 && (rc = reply_recv(a->sock, &to, &body)) >= 0) {
         frames++;
-        size_t len = zmq_msg_size(&body);
-        Omni__V1__AgentEnvelope *env = NULL;
         if (rc != 0)
             agents_error(&to, 0, "bad_request", "expected exactly one frame");
-        else if (len > a->max_frame)
-            agents_error(&to, 0, "bad_request", "frame above max_frame_bytes");
-        else if (!(env = omni__v1__agent_envelope__unpack(NULL, len, zmq_msg_data(&body))))
-            agents_error(&to, 0, "bad_request", "not an omni.v1.AgentEnvelope");
-        zmq_msg_close(&body);
-        if (!env)
-            continue;
-        rid_key(&to, key);
-        session_t *s = strmap_get(&a->by_rid, key);
-        if (s)
-            s->last_ms = now_ms;
-        /* Heartbeats from a routing id without a session still tell the client who we are:
-         * a changed started_ms is how it learns to log in again. */
-        if (env->body_case == OMNI__V1__AGENT_ENVELOPE__BODY_HEARTBEAT)
-            heartbeat(a, &to, env->request_id);
         else
-            fn(ctx, s ? s->id : NULL, &to, env);
-        omni__v1__agent_envelope__free_unpacked(env, NULL);
+            agents_frame(a, &to, zmq_msg_data(&body), zmq_msg_size(&body), now_ms, fn, ctx);
+        zmq_msg_close(&body);
     }
     return frames;
 }

@@ -26,6 +26,10 @@ void agents_destroy(agents_t **a);
  * AgentError and count as agent_errors; everything else goes to fn. */
 int agents_read(agents_t *a, int64_t now_ms, agents_handler_fn fn, void *ctx);
 
+/* One frame from `to` (what agents_read does per frame; also the fuzz target's entry). */
+void agents_frame(agents_t *a, const reply_to_t *to, const uint8_t *data, size_t len, int64_t now_ms,
+                  agents_handler_fn fn, void *ctx);
+
 /* Session of agent_id now speaks from `to` (a new login, or a reconnect from a new socket). */
 int agents_bind(agents_t *a, const char *agent_id, const reply_to_t *to, int64_t now_ms);
 void agents_unbind(agents_t *a, const char *agent_id);

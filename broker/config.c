@@ -26,6 +26,7 @@ typedef enum {
     CK_WINDOW,  /* int64_t seconds > 0, with an optional s/m/h/d unit */
     CK_BOOL,
     CK_KEYS,    /* the list of client public keys */
+    CK_OWNED,   /* read by another loader from the same file (routing: broker/routecfg.c) */
 } config_kind_t;
 
 typedef struct {
@@ -49,6 +50,7 @@ static const config_key_t config_keys[] = {
     {"", "heartbeat_ms", CK_INT, CF(heartbeat_ms)},
     {"", "log", CK_SECTION, 0},
     {"", "security", CK_SECTION, 0},
+    {"", "routing", CK_OWNED, 0},
     {"listen", "ingress", CK_STR, CF(ingress)},
     {"listen", "agents", CK_STR, CF(agents)},
     {"listen", "stream", CK_STR, CF(stream)},
@@ -307,6 +309,7 @@ static int config_load_value(config_ctx_t *ctx, config_t *cfg, const config_key_
         return config_load_map(ctx, cfg, node, k->key);
     }
     if (k->kind == CK_KEYS) return config_load_keys(ctx, cfg, node);
+    if (k->kind == CK_OWNED) return 0;
     if (config_scalar(ctx, node, name, &v) != 0) return OMNI_ECONFIG;
 
     switch (k->kind) {

@@ -48,7 +48,8 @@ typedef struct {
 int config_defaults(config_t *cfg);
 
 /* Overlay a YAML file. On error returns OMNI_ECONFIG (or OMNI_EIO if unreadable, OMNI_ENOMEM)
- * and writes one human line ("FILE:LINE: what is wrong") into err. Unknown keys are errors.
+ * and writes one human line ("FILE:LINE: what is wrong") into err. Unknown keys are errors;
+ * `routing:` is skipped here, routecfg_load (routecfg.h) reads and checks it from the same file.
  * After an error cfg may hold part of the file's values; it stays valid for config_free(). */
 int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen);
 

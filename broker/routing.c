@@ -106,6 +106,7 @@ struct routing {
     size_t nops, capops;
     int calls;
     uint64_t outbound_seq;
+    int64_t (*clock)(void);         /* wall clock in ms: omni_now_ms, or a test's */
     const char *offline_reason;     /* set while we take an agent offline: names the requeues */
 };
 
@@ -744,7 +745,8 @@ int routing_new(const config_t *cfg, routecfg_t *rc, store_t *st, void *agents_s
     rt->st = st;
     rt->pub = pub;
     rt->started_ms = started_ms;
-    rt->now_ms = omni_now_ms();
+    rt->clock = omni_now_ms;
+    rt->now_ms = rt->clock();
     strmap_init(&rt->convs);
     strmap_init(&rt->offers);
     strmap_init(&rt->agent_recs);
@@ -798,6 +800,8 @@ void routing_destroy(routing_t **prt)
 }
 
 void routing_set_ingest(routing_t *rt, ingest_t *in) { rt->in = in; }
+
+void routing_set_clock(routing_t *rt, int64_t (*clock)(void)) { rt->clock = clock; }
 
 /* A new conversation table entry from its Queued (owned by the entry from now on). */
 static conv_t *conv_add(routing_t *rt, const char *id, const char *customer, int chnum, Omni__V1__Queued *q)
@@ -876,7 +880,7 @@ static int recover_one(const uint8_t *bytes, size_t len, void *ud)
 int routing_recover(routing_t *rt, char *err, size_t errlen)
 {
     recover_ctx_t x = {rt, 0, 0, 0};
-    rt->now_ms = omni_now_ms();
+    rt->now_ms = rt->clock();
     int rc = store_load_routing(rt->st, recover_one, &x, err, errlen);
     if (rc == 0)
         LOG_INFO("routing: recovered %zu waiting and %zu assigned conversation(s)%s", x.waiting, x.limbo,
@@ -992,7 +996,7 @@ static void on_merged(routing_t *rt, const Omni__V1__StreamEvent *ev)
 void routing_on_event(routing_t *rt, const char *kind, const char *conversation_id, const uint8_t *bytes,
                       size_t len)
 {
-    rt->now_ms = omni_now_ms();
+    rt->now_ms = rt->clock();
     if (strcmp(kind, "message") == 0) {
         conv_t *c = conversation_id ? conv_get(rt, conversation_id) : NULL;
         if (c && c->state == CV_ROUTED && c->agent[0])
@@ -1110,7 +1114,7 @@ static int login_cfg(routing_t *rt, const Omni__V1__Login *l, router_agent_cfg_t
     if (l->team[0] && (cfg->team = router_team(rt->router, l->team)) < 0)
         return *why = "bad team name", OMNI_EINVAL;
     for (int ch = 0; ch < ROUTER_CHANNELS; ch++)
-        cfg->capacity[ch] = rt->rc->capacity[ch] ? rt->rc->capacity[ch] : 0;
+        cfg->capacity[ch] = rt->rc->capacity[ch] > 0 ? rt->rc->capacity[ch] : -1; /* 0 in the config: none */
     for (size_t i = 0; i < l->n_capacity; i++) {
         int ch = rch(l->capacity[i]->channel);
         if (ch < 0 || ch >= ROUTER_CHANNELS || l->capacity[i]->slots > 1000)
@@ -1404,9 +1408,15 @@ static void on_request(void *ctx, const char *agent, const reply_to_t *to, Omni_
     }
 }
 
+void routing_agent_frame(routing_t *rt, const reply_to_t *to, const uint8_t *data, size_t len)
+{
+    rt->now_ms = rt->clock();
+    agents_frame(rt->agents, to, data, len, rt->now_ms, on_request, rt);
+}
+
 int routing_read(routing_t *rt)
 {
-    rt->now_ms = omni_now_ms();
+    rt->now_ms = rt->clock();
     return agents_read(rt->agents, rt->now_ms, on_request, rt);
 }
 
@@ -1471,7 +1481,7 @@ static const char *const state_names[] = {"offline", "available", "away", "wrap_
 int routing_queues(routing_t *rt, Omni__V1__QueuesReply *out)
 {
     uint32_t n = router_queue_count(rt->router);
-    int64_t now = omni_now_ms();
+    int64_t now = rt->clock();
     out->queues = calloc(n + 1, sizeof(*out->queues));
     Omni__V1__QueueStatus *qs = calloc(n + 1, sizeof(*qs));
     if (!out->queues || !qs) {

@@ -23,6 +23,8 @@ int routing_new(const config_t *cfg, routecfg_t *rc, store_t *st, void *agents_s
 void routing_destroy(routing_t **rt);
 /* Outbound messages go to the adapters ingest knows (borrowed). */
 void routing_set_ingest(routing_t *rt, ingest_t *in);
+/* Replaces the wall clock (omni_now_ms) for tests and fuzzing. */
+void routing_set_clock(routing_t *rt, int64_t (*clock)(void));
 /* Start-up, blocking: rebuild queues and assignments from the routing records in Redis. */
 int routing_recover(routing_t *rt, char *err, size_t errlen);
 
@@ -37,6 +39,8 @@ void routing_on_outbound_result(routing_t *rt, const Omni__V1__OutboundResult *r
 
 /* Event loop. */
 int routing_read(routing_t *rt);            /* agents socket */
+/* One agents-endpoint frame as if read from `to` (fuzzing, tests). */
+void routing_agent_frame(routing_t *rt, const reply_to_t *to, const uint8_t *data, size_t len);
 void routing_flush(routing_t *rt);          /* send queued routing writes to Redis */
 int routing_timeout_ms(const routing_t *rt, int64_t now_ms);
 void routing_tick(routing_t *rt, int64_t now_ms); /* deadlines: offers, steps, sessions, reclaim */

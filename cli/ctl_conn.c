@@ -1,6 +1,7 @@
 /* omnictl's transport: one DEALER to the broker's control ROUTER (one frame out, one frame
  * back, matched by id) and one SUB to the stream PUB ([channel][StreamEvent] messages). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,23 @@
 #include "ctl.h"
 
 volatile sig_atomic_t ctl_stop;
+
+static void ctl_on_stop_signal(int sig)
+{
+    (void)sig;
+    ctl_stop = 1;
+}
+
+void ctl_catch_stop_signals(void)
+{
+    /* No SA_RESTART: the signal must interrupt zmq_poll so we stop promptly. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ctl_on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 void ctl_conn_init(ctl_conn_t *c, const ctl_opts_t *o)
 {
@@ -36,6 +54,14 @@ void ctl_conn_close(ctl_conn_t *c)
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     c->dealer = c->sub = c->zctx = NULL;
+}
+
+uint64_t ctl_conn_next_id(ctl_conn_t *c)
+{
+    uint64_t id = c->next_id++;
+    if (c->next_id == 0)
+        c->next_id = 1;
+    return id;
 }
 
 int ctl_conn_key_valid(const char *key)
@@ -89,7 +115,7 @@ static int ctl_conn_socket(ctl_conn_t *c, int type, void **out)
     return CTL_OK;
 }
 
-static int ctl_conn_connect(ctl_conn_t *c, int type, const char *endpoint, void **out)
+int ctl_conn_connect(ctl_conn_t *c, int type, const char *endpoint, void **out)
 {
     void *s;
     int rc = ctl_conn_socket(c, type, &s);
@@ -113,9 +139,8 @@ static long ctl_conn_left_ms(int64_t deadline_us)
     return left > 0 ? (long)((left + 999) / 1000) : 0;
 }
 
-/* Receive one whole message and keep its last frame (a broker that prefixes an empty
- * delimiter, REQ style, still works). Returns the number of frames, or -1 (zmq errno). */
-static int ctl_conn_recv_last(void *s, zmq_msg_t *last)
+/* A broker that prefixes an empty delimiter, REQ style, still works: only the last frame counts. */
+int ctl_conn_recv_last(void *s, zmq_msg_t *last)
 {
     int frames = 0;
     zmq_msg_init(last);
@@ -147,9 +172,7 @@ int ctl_conn_call(ctl_conn_t *c, Omni__V1__ControlRequest *req, Omni__V1__Contro
         if (rc != CTL_OK)
             return rc;
     }
-    req->id = c->next_id++;
-    if (c->next_id == 0)
-        c->next_id = 1;
+    req->id = ctl_conn_next_id(c);
 
     size_t n = omni__v1__control_request__get_packed_size(req);
     uint8_t *buf = malloc(n ? n : 1);

@@ -1,5 +1,6 @@
 /* The JSON writer of omnictl (see json.h): appends tokens to a growable buffer and keeps
  * just enough state (one "filled" flag per open container) to place commas itself. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,19 @@ void json_i64(json_t *j, int64_t v)
     json_put(j, num, (size_t)n);
 }
 
+void json_f64(json_t *j, double v)
+{
+    /* JSON has no NaN or infinity: a value that is not a number is written as null. */
+    if (!isfinite(v)) {
+        json_null(j);
+        return;
+    }
+    char num[32];
+    int n = snprintf(num, sizeof num, "%.10g", v);
+    json_sep(j);
+    json_put(j, num, (size_t)n);
+}
+
 void json_bool(json_t *j, int v)
 {
     json_sep(j);
@@ -233,6 +247,12 @@ void json_kv_i64(json_t *j, const char *key, int64_t v)
 {
     json_key(j, key);
     json_i64(j, v);
+}
+
+void json_kv_f64(json_t *j, const char *key, double v)
+{
+    json_key(j, key);
+    json_f64(j, v);
 }
 
 void json_kv_bool(json_t *j, const char *key, int v)

@@ -39,6 +39,7 @@ void json_str(json_t *j, const char *s);
 void json_strn(json_t *j, const char *s, size_t n);
 void json_u64(json_t *j, uint64_t v);
 void json_i64(json_t *j, int64_t v);
+void json_f64(json_t *j, double v);   /* NaN and infinities: null */
 void json_bool(json_t *j, int v);
 void json_null(json_t *j);
 
@@ -46,6 +47,7 @@ void json_null(json_t *j);
 void json_kv_str(json_t *j, const char *key, const char *s);
 void json_kv_u64(json_t *j, const char *key, uint64_t v);
 void json_kv_i64(json_t *j, const char *key, int64_t v);
+void json_kv_f64(json_t *j, const char *key, double v);
 void json_kv_bool(json_t *j, const char *key, int v);
 /* An array of strings (protobuf repeated string). */
 void json_kv_strv(json_t *j, const char *key, char *const *v, size_t n);

@@ -1,5 +1,5 @@
 /* omnictl: the control and test client of the omni broker. Parses the command line against
- * a command table, then runs status/send/customer/tail/keygen over the control endpoint. */
+ * a command table, then runs status/send/customer/keygen here and the others from ctl_*.c. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 
 #define CTL_DEFAULT_CONTROL "tcp://127.0.0.1:5563"
 #define CTL_DEFAULT_STREAM "tcp://127.0.0.1:5562"
+#define CTL_DEFAULT_AGENTS "tcp://127.0.0.1:5561"
 #define CTL_DEFAULT_TIMEOUT_MS 5000
 
 /* ---- command line ------------------------------------------------------------------ */
@@ -31,6 +32,8 @@ enum {
     F_CHANNEL, F_FROM_ID, F_ALSO, F_TEXT, F_SUBJECT, F_EXTERNAL_ID, F_PROVIDER, F_ACCOUNT,
     F_DISPLAY_NAME, F_IN_REPLY_TO, F_REFERENCES,
     F_STREAM, F_FROM_SEQ, F_LAST, F_FOLLOW,
+    F_AGENTS, F_ID, F_SKILLS, F_CAPACITY, F_LANGUAGES, F_TEAM, F_STATE, F_REPLY, F_CLOSE,
+    F_DISPOSITION, F_COUNT, F_REJECT, F_IGNORE_OFFERS, F_EVENTS, F_HEARTBEAT_MS,
 };
 
 typedef struct {
@@ -55,6 +58,7 @@ typedef struct {
     size_t n_refs;
     /* tail */
     ctl_tail_args_t tail;
+    ctl_agent_args_t agent;
 } ctl_args_t;
 
 typedef struct {
@@ -63,13 +67,12 @@ typedef struct {
     const char *summary;
     const ctl_flag_t *flags;    /* the command's own flags, {NULL}-terminated */
     int min_pos, max_pos;       /* positional arguments */
-    /* NULL: recognised but served by a later version (routing). */
     int (*run)(ctl_conn_t *c, ctl_args_t *a);
 } ctl_cmd_t;
 
 static const ctl_flag_t ctl_global_flags[] = {
     { "--control", F_CONTROL, "ENDPOINT", "broker control endpoint (env OMNI_CONTROL, default " CTL_DEFAULT_CONTROL ")" },
-    { "--timeout", F_TIMEOUT, "MS", "wait this long for each reply (default 5000)" },
+    { "--timeout", F_TIMEOUT, "MS", "wait this long for each reply; agent: for the first login (default 5000)" },
     { "--json", F_JSON, NULL, "print JSON (one object, or one per line for streams)" },
     { "--curve-server", F_CURVE_SERVER, "KEY", "broker CURVE public key, Z85 (env OMNI_CURVE_SERVER_KEY)" },
     { "--curve-public", F_CURVE_PUBLIC, "KEY", "our CURVE public key (env OMNI_CURVE_PUBLIC_KEY; default: a throw-away pair)" },
@@ -105,11 +108,33 @@ static const ctl_flag_t ctl_tail_flags[] = {
     { NULL, 0, NULL, NULL },
 };
 
+static const ctl_flag_t ctl_agent_flags[] = {
+    { "--id", F_ID, "ID", "agent id (required)" },
+    { "--agents", F_AGENTS, "ENDPOINT", "broker agents endpoint (env OMNI_AGENTS, default " CTL_DEFAULT_AGENTS ")" },
+    { "--skills", F_SKILLS, "a:3,b", "skills as name[:level], level 1..5 (default 1)" },
+    { "--capacity", F_CAPACITY, "chat=3,...", "slots per channel (chat, email, sns, phone; others: broker default)" },
+    { "--languages", F_LANGUAGES, "ja,en", "languages (the broker adds skills lang:CODE at level 5)" },
+    { "--team", F_TEAM, "NAME", "team" },
+    { "--state", F_STATE, "STATE", "state at login: available (default) or away" },
+    { "--reply", F_REPLY, "TEXT", "answer every assignment with this text" },
+    { "--close", F_CLOSE, NULL, "then close the conversation" },
+    { "--disposition", F_DISPOSITION, "TEXT", "with --close: the disposition (default resolved)" },
+    { "--count", F_COUNT, "N", "exit 0 after N assignments were handled (default: run until SIGINT)" },
+    { "--reject", F_REJECT, NULL, "reject every offer (for tests)" },
+    { "--ignore-offers", F_IGNORE_OFFERS, NULL, "never answer offers: they time out (for tests)" },
+    { "--events", F_EVENTS, NULL, "also print login, offer, revoke, event, released, status, replied, closed" },
+    { "--heartbeat-ms", F_HEARTBEAT_MS, "N", "heartbeat interval (default 1000)" },
+    { NULL, 0, NULL, NULL },
+};
+
 static int ctl_cmd_status(ctl_conn_t *c, ctl_args_t *a);
 static int ctl_cmd_send(ctl_conn_t *c, ctl_args_t *a);
 static int ctl_cmd_customer(ctl_conn_t *c, ctl_args_t *a);
 static int ctl_cmd_tail(ctl_conn_t *c, ctl_args_t *a);
 static int ctl_cmd_keygen(ctl_conn_t *c, ctl_args_t *a);
+static int ctl_cmd_queues(ctl_conn_t *c, ctl_args_t *a);
+static int ctl_cmd_agents(ctl_conn_t *c, ctl_args_t *a);
+static int ctl_cmd_agent(ctl_conn_t *c, ctl_args_t *a);
 
 static const ctl_cmd_t ctl_cmds[] = {
     { "status", "[--json]", "broker version, uptime, Redis, adapters and counters",
@@ -122,9 +147,13 @@ static const ctl_cmd_t ctl_cmds[] = {
     { "tail", "[--from SEQ] [--follow] [--json]", "print stream events (the last 10 by default)",
       ctl_tail_flags, 0, 0, ctl_cmd_tail },
     { "keygen", "[--json]", "generate a CURVE key pair (Z85)", ctl_no_flags, 0, 0, ctl_cmd_keygen },
-    { "queues", "[--json]", "queue statistics (needs routing)", ctl_no_flags, 0, 0, NULL },
-    { "agents", "[--json]", "agent states (needs routing)", ctl_no_flags, 0, 0, NULL },
-    { "agent", "--id ID [...]", "run an agent client (needs routing)", ctl_no_flags, 0, 0, NULL },
+    { "queues", "[--json]", "queues: waiting, oldest wait, estimated wait, SLA", ctl_no_flags, 0, 0,
+      ctl_cmd_queues },
+    { "agents", "[--json]", "agents: state, skills, capacity, load", ctl_no_flags, 0, 0, ctl_cmd_agents },
+    { "agent", "--id ID [--agents ENDPOINT] [--skills a,b] [--capacity chat=3,email=5,phone=1,sns=5]\n"
+               "              [--reply TEXT] [--close] [--count N] [--json]",
+      "run an agent client: log in, accept offers, print each assignment, optionally reply and close",
+      ctl_agent_flags, 0, 0, ctl_cmd_agent },
 };
 #define CTL_NCMDS (sizeof ctl_cmds / sizeof ctl_cmds[0])
 
@@ -141,8 +170,7 @@ static void ctl_usage(FILE *f)
     fprintf(f, "usage: omnictl [--control ENDPOINT] [--timeout MS] [--json] COMMAND [ARGS]\n\n"
                "commands:\n");
     for (size_t i = 0; i < CTL_NCMDS; i++)
-        fprintf(f, "  %-9s %s%s\n", ctl_cmds[i].name, ctl_cmds[i].summary,
-                ctl_cmds[i].run ? "" : ", not in this version");
+        fprintf(f, "  %-9s %s\n", ctl_cmds[i].name, ctl_cmds[i].summary);
     fprintf(f, "\nRun 'omnictl COMMAND --help' for its flags. Exit status: 0 ok, 1 failure "
                "(broker unreachable, error, not found, rejected), 2 usage.\n");
 }
@@ -188,6 +216,16 @@ static int ctl_usage_error(const ctl_cmd_t *cmd, const char *fmt, ...)
     return CTL_EXIT_USAGE;
 }
 
+int ctl_usage_fail(const char *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ctl_usage_error(ctl_find_cmd(cmd), "%s", msg);
+}
+
 static const ctl_flag_t *ctl_lookup_flag(const ctl_flag_t *flags, const char *name, size_t len)
 {
     for (const ctl_flag_t *fl = flags; fl->name; fl++)
@@ -208,6 +246,37 @@ static int ctl_parse_u64(const char *s, uint64_t max, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static int ctl_set_agent_flag(const ctl_cmd_t *cmd, ctl_args_t *a, const ctl_flag_t *fl, char *val)
+{
+    ctl_agent_args_t *ag = &a->agent;
+    uint64_t n;
+    switch (fl->key) {
+    case F_AGENTS: a->o.agents = val; break;
+    case F_ID: ag->id = val; break;
+    case F_SKILLS: ag->skills = val; break;
+    case F_CAPACITY: ag->capacity = val; break;
+    case F_LANGUAGES: ag->languages = val; break;
+    case F_TEAM: ag->team = val; break;
+    case F_STATE: ag->state = val; break;
+    case F_REPLY: ag->reply = val; break;
+    case F_CLOSE: ag->close = 1; break;
+    case F_DISPOSITION: ag->disposition = val; break;
+    case F_REJECT: ag->reject = 1; break;
+    case F_IGNORE_OFFERS: ag->ignore_offers = 1; break;
+    case F_EVENTS: ag->events = 1; break;
+    case F_COUNT:
+        if (ctl_parse_u64(val, 1000000000, &ag->count) != 0 || ag->count == 0)
+            return ctl_usage_error(cmd, "--count needs a number > 0, not '%s'", val);
+        break;
+    case F_HEARTBEAT_MS:
+        if (ctl_parse_u64(val, 600000, &n) != 0 || n < 10)
+            return ctl_usage_error(cmd, "--heartbeat-ms needs a number from 10 to 600000, not '%s'", val);
+        ag->heartbeat_ms = (uint32_t)n;
+        break;
+    }
+    return CTL_EXIT_OK;
 }
 
 static int ctl_set_flag(const ctl_cmd_t *cmd, ctl_args_t *a, const ctl_flag_t *fl, char *val)
@@ -249,13 +318,13 @@ static int ctl_set_flag(const ctl_cmd_t *cmd, ctl_args_t *a, const ctl_flag_t *f
         a->tail.last = (uint32_t)n;
         break;
     case F_FOLLOW: a->tail.follow = 1; break;
+    default: return ctl_set_agent_flag(cmd, a, fl, val);
     }
     return CTL_EXIT_OK;
 }
 
 /* Parse argv into *a and *cmd. Global flags go anywhere; a command's flags after it.
- * Returns 0, or an exit code (usage error printed). A routing command stops the parse:
- * its flags belong to a version we do not have. */
+ * Returns 0, or an exit code (usage error printed). */
 static int ctl_parse_args(int argc, char **argv, ctl_args_t *a, const ctl_cmd_t **cmdp)
 {
     const ctl_cmd_t *cmd = NULL;
@@ -303,8 +372,6 @@ static int ctl_parse_args(int argc, char **argv, ctl_args_t *a, const ctl_cmd_t 
             cmd = ctl_find_cmd(arg);
             if (!cmd)
                 return ctl_usage_error(NULL, "unknown command '%s'", arg);
-            if (!cmd->run)
-                break;
             continue;
         }
         a->pos[a->npos++] = arg;
@@ -320,6 +387,7 @@ static int ctl_finish_opts(const ctl_cmd_t *cmd, ctl_args_t *a)
     struct { const char **field; const char *env; const char *def; } envs[] = {
         { &o->control, "OMNI_CONTROL", CTL_DEFAULT_CONTROL },
         { &o->stream, "OMNI_STREAM", CTL_DEFAULT_STREAM },
+        { &o->agents, "OMNI_AGENTS", CTL_DEFAULT_AGENTS },
         { &o->curve_server, "OMNI_CURVE_SERVER_KEY", NULL },
         { &o->curve_public, "OMNI_CURVE_PUBLIC_KEY", NULL },
         { &o->curve_secret, "OMNI_CURVE_SECRET_KEY", NULL },
@@ -435,8 +503,8 @@ int ctl_request(ctl_conn_t *c, Omni__V1__ControlRequest *req, Omni__V1__ControlR
     }
 }
 
-/* The reply's body must be what we asked for; a broker that says otherwise is broken. */
-static int ctl_expect(Omni__V1__ControlReply *rep, int body_case, const char *what)
+/* A broker that answers with another body is broken. */
+int ctl_expect(Omni__V1__ControlReply *rep, int body_case, const char *what)
 {
     if ((int)rep->body_case == body_case)
         return CTL_EXIT_OK;
@@ -445,13 +513,7 @@ static int ctl_expect(Omni__V1__ControlReply *rep, int body_case, const char *wh
     return CTL_EXIT_FAIL;
 }
 
-/* A human table: rows of strings, columns padded to their widest cell. */
-typedef struct {
-    size_t ncols, nrows;
-    char **cells;
-} ctl_table_t;
-
-static void ctl_table_row(ctl_table_t *t, ...)
+void ctl_table_row(ctl_table_t *t, ...)
 {
     char **cells = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof *cells);
     if (!cells)
@@ -472,7 +534,7 @@ static void ctl_table_row(ctl_table_t *t, ...)
     t->nrows++;
 }
 
-static void ctl_table_print(ctl_table_t *t, const char *indent)
+void ctl_table_print(ctl_table_t *t, const char *indent)
 {
     size_t width[16] = { 0 };
     for (size_t r = 0; r < t->nrows; r++)
@@ -499,9 +561,8 @@ static void ctl_table_print(ctl_table_t *t, const char *indent)
     t->nrows = 0;
 }
 
-/* Lower-case enum value name without its prefix: REASON_BAD_IDENTITY -> bad_identity. */
-static const char *ctl_enum_word(const ProtobufCEnumDescriptor *d, int value, const char *prefix,
-                                 char *buf, size_t len)
+const char *ctl_enum_word(const ProtobufCEnumDescriptor *d, int value, const char *prefix,
+                          char *buf, size_t len)
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
     if (!v) {
@@ -836,6 +897,23 @@ static int ctl_cmd_keygen(ctl_conn_t *c, ctl_args_t *a)
     return CTL_EXIT_OK;
 }
 
+static int ctl_cmd_queues(ctl_conn_t *c, ctl_args_t *a)
+{
+    (void)a;
+    return ctl_queues_run(c);
+}
+
+static int ctl_cmd_agents(ctl_conn_t *c, ctl_args_t *a)
+{
+    (void)a;
+    return ctl_agents_run(c);
+}
+
+static int ctl_cmd_agent(ctl_conn_t *c, ctl_args_t *a)
+{
+    return ctl_agent_run(c, &a->agent);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -868,11 +946,6 @@ int main(int argc, char **argv)
     }
     if (!cmd) {
         rc = ctl_usage_error(NULL, "no command given");
-        goto out;
-    }
-    if (!cmd->run) {
-        fprintf(stderr, "omnictl: '%s' needs a broker with routing (not in this version)\n", cmd->name);
-        rc = CTL_EXIT_USAGE;
         goto out;
     }
     if (a.npos < cmd->min_pos || a.npos > cmd->max_pos) {

@@ -191,6 +191,30 @@ Test(config, empty_file_changes_nothing)
     cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
 }
 
+/* routing: lives in the same file but is routecfg_load's to read and check, not this loader's. */
+Test(config, routing_section_is_left_to_routecfg)
+{
+    const char *path = write_file("routing.yaml",
+                                  "tenant: acme\n"
+                                  "routing:\n"
+                                  "  default_queue: general\n"
+                                  "  queues:\n"
+                                  "    - name: general\n"
+                                  "      strategy: not-checked-here\n"
+                                  "log:\n"
+                                  "  level: debug\n");
+
+    cr_assert_eq(config_load_file(&cfg, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(cfg.tenant, "acme");
+    cr_assert_str_eq(cfg.log_level, "debug");
+    cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    path = write_file("routing-null.yaml", "routing:\nredis: redis://127.0.0.1:6380/0\n");
+    cr_assert_eq(config_load_file(&cfg, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(cfg.redis, "redis://127.0.0.1:6380/0");
+    expect_load_error("routing: {}\nrouting: {}\n", 2, "duplicate key 'routing'");
+    expect_load_error("routings: {}\n", 1, "unknown key 'routings'");
+}
+
 Test(config, unreadable_file)
 {
     char path[160], want[256];

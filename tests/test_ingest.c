@@ -37,15 +37,19 @@ Test(ingest, ack_means_appended)
 
     Omni__V1__StreamEvent **ev;
     size_t n = h_events(&H, &ev);
-    cr_assert_eq(n, 2, "conversation_opened + message, got %zu", n);
+    /* The conversation is queued in the same script call that opens it. */
+    cr_assert_eq(n, 3, "conversation_opened + queued + message, got %zu", n);
     cr_assert_eq(ev[0]->kind_case, OMNI__V1__STREAM_EVENT__KIND_CONVERSATION_OPENED);
-    cr_assert_eq(ev[1]->kind_case, OMNI__V1__STREAM_EVENT__KIND_MESSAGE);
-    cr_assert_eq(ev[1]->seq, ack.seq);
-    cr_assert(ev[0]->seq < ev[1]->seq);
-    cr_assert_str_eq(ev[1]->customer_id, ack.customer_id);
-    cr_assert_str_eq(ev[1]->conversation_id, ack.conversation_id);
-    cr_assert_eq(ev[1]->channel, OMNI__V1__CHANNEL__CHANNEL_EMAIL);
-    const Omni__V1__InboundMessage *in = ev[1]->message->inbound;
+    cr_assert_eq(ev[1]->kind_case, OMNI__V1__STREAM_EVENT__KIND_QUEUED);
+    cr_assert_eq(ev[2]->kind_case, OMNI__V1__STREAM_EVENT__KIND_MESSAGE);
+    cr_assert_eq(ev[2]->seq, ack.seq);
+    cr_assert(ev[0]->seq < ev[1]->seq && ev[1]->seq < ev[2]->seq);
+    cr_assert_str_eq(ev[2]->customer_id, ack.customer_id);
+    cr_assert_str_eq(ev[2]->conversation_id, ack.conversation_id);
+    cr_assert_eq(ev[2]->channel, OMNI__V1__CHANNEL__CHANNEL_EMAIL);
+    cr_assert_str_eq(ev[1]->queued->queue, "default", "no config: the one default queue");
+    cr_assert_str_eq(ev[1]->queued->reply_to, "email:taro.yamada@example.jp");
+    const Omni__V1__InboundMessage *in = ev[2]->message->inbound;
     cr_assert_str_eq(in->from, "email:taro.yamada@example.jp", "identities are stored normalized");
     cr_assert_str_eq(in->text, "ログインできません。アカウントがロックされました。");
     cr_assert_str_eq(in->subject, "アカウントロック");
@@ -349,7 +353,7 @@ Test(ingest, healthz_and_metrics)
     omni_adapter_destroy(&ad);
     cr_assert_eq(http_get("/metrics", body, sizeof(body)), 200);
     cr_assert(strstr(body, "\nomni_messages_accepted 1\n"), "%s", body);
-    cr_assert(strstr(body, "\nomni_stream_last_seq 2\n"), "%s", body);
+    cr_assert(strstr(body, "\nomni_stream_last_seq 3\n"), "%s", body); /* opened, queued, message */
     cr_assert_eq(http_get("/nope", body, sizeof(body)), 404);
     h_redis_stop(&H, SIGKILL);
     int status = 0;

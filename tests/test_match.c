@@ -11,6 +11,7 @@
 #include <omni/omni.h>
 
 #include "match.h"
+#include "yamlfile.h"
 
 static const char *const example_yaml =
     "routing:\n"
@@ -551,4 +552,57 @@ Test(match, yaml_keyword_limits)
     cr_assert_not_null(strstr(err, ":259: "), "%s", err);
     cr_assert_not_null(strstr(err, "more than 256 rules"), "%s", err);
     cr_assert_eq(match_rules_count(m), 0);
+}
+
+/* routecfg.c owns agents, calendars and queues in the same section: skipped here, not refused. */
+Test(match, yaml_skips_routecfg_keys)
+{
+    const char *y = "routing:\n"
+                    "  agents: {capacity: {chat: 2}}\n"
+                    "  calendars: {c: {always_open: true}}\n"
+                    "  queues:\n"
+                    "    - name: q\n"
+                    "  rules:\n"
+                    "    - {name: a, queue: q, keywords: [xyz]}\n";
+    cr_assert_eq(match_rules_load_yaml(m, write_file(y), err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(match_rules_count(m), 1);
+    expect("xyz", "q", 0);
+}
+
+/* The node form routecfg.c uses: only the rules list, the default queue stays the caller's. */
+Test(match, load_node)
+{
+    const char *y = "routing:\n"
+                    "  rules:\n"
+                    "    - {name: a, queue: q, keywords: [xyz]}\n"
+                    "    - name: b\n"
+                    "      queue: r\n"
+                    "      colour: red\n";
+    const char *path = write_file(y);
+    yaml_document_t doc;
+    yaml_node_t *root, *routing, *rules;
+
+    cr_assert_eq(yamlfile_load(path, &doc, err, sizeof(err)), 0, "%s", err);
+    root = yaml_document_get_root_node(&doc);
+    routing = yaml_document_get_node(&doc, root->data.mapping.pairs.start->value);
+    rules = yaml_document_get_node(&doc, routing->data.mapping.pairs.start->value);
+    cr_assert_eq(match_rules_set_default(m, "kept"), 0);
+    /* The whole list has a bad rule: nothing changes, the line is the bad key's. */
+    cr_assert_eq(match_rules_load_node(m, &doc, rules, path, err, sizeof(err)), OMNI_ECONFIG);
+    cr_assert_not_null(strstr(err, ":6: unknown key 'routing.rules[1].colour'"), "%s", err);
+    cr_assert_eq(match_rules_count(m), 0);
+    /* Drop the bad rule by loading a one-item list built from the first. */
+    int seq = yaml_document_add_sequence(&doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
+    cr_assert_gt(seq, 0);
+    cr_assert(yaml_document_append_sequence_item(&doc, seq, rules->data.sequence.items.start[0]));
+    cr_assert_eq(match_rules_load_node(m, &doc, yaml_document_get_node(&doc, seq), path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(match_rules_count(m), 1);
+    expect("xyz", "q", 0);
+    expect("other", "kept", 0);
+    /* No node: no rules. */
+    cr_assert_eq(match_rules_load_node(m, &doc, NULL, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(match_rules_count(m), 0);
+    expect("xyz", "kept", 0);
+    cr_assert_eq(match_rules_load_node(NULL, &doc, NULL, path, err, sizeof(err)), OMNI_EINVAL);
+    yaml_document_delete(&doc);
 }

@@ -339,6 +339,13 @@ static const char *kind_name(const Omni__V1__StreamEvent *ev)
     case OMNI__V1__STREAM_EVENT__KIND_MESSAGE: return "message";
     case OMNI__V1__STREAM_EVENT__KIND_CUSTOMER_MERGED: return "customer_merged";
     case OMNI__V1__STREAM_EVENT__KIND_CONVERSATION_OPENED: return "conversation_opened";
+    case OMNI__V1__STREAM_EVENT__KIND_QUEUED: return "queued";
+    case OMNI__V1__STREAM_EVENT__KIND_OFFERED: return "offered";
+    case OMNI__V1__STREAM_EVENT__KIND_ASSIGNED: return "assigned";
+    case OMNI__V1__STREAM_EVENT__KIND_AGENT_MESSAGE: return "agent_message";
+    case OMNI__V1__STREAM_EVENT__KIND_TRANSFERRED: return "transferred";
+    case OMNI__V1__STREAM_EVENT__KIND_CLOSED: return "closed";
+    case OMNI__V1__STREAM_EVENT__KIND_OFFER_ENDED: return "offer_ended";
     default: return "?";
     }
 }
@@ -372,7 +379,8 @@ static void check_tail_line(const jv_t *j, Omni__V1__StreamEvent **ev, size_t n)
     }
 }
 
-/* 15 customers, one chat message each: 15 conversation_opened + 15 message events. */
+/* 15 customers, one chat message each: 15 conversation_opened + 15 queued + 15 message events
+ * (no agent is logged in, so nothing else happens). */
 static void send_15(void)
 {
     omni_adapter_t *ad = h_adapter(&H, "t-tail", CH(CHAT), NULL, NULL);
@@ -565,7 +573,7 @@ Test(omnictl, tail_default_is_the_last_10_events)
     send_15();
     Omni__V1__StreamEvent **ev;
     size_t n = h_events(&H, &ev);
-    cr_assert_eq(n, 30, "15 conversation_opened + 15 message, got %zu", n);
+    cr_assert_eq(n, 45, "15 conversation_opened + 15 queued + 15 message, got %zu", n);
 
     cr_assert_eq(CTL(out, "tail", "--json"), 0, "%s", out);
     size_t k = json_lines(out, lines, 64);
@@ -588,7 +596,7 @@ Test(omnictl, tail_from_seq_prints_everything_after_it)
     send_15();
     Omni__V1__StreamEvent **ev;
     size_t n = h_events(&H, &ev);
-    cr_assert_eq(n, 30);
+    cr_assert_eq(n, 45);
     cr_assert_not_null(event_by_seq(ev, n, 3), "seq 3 is in the stream");
     size_t want = 0;
     for (size_t i = 0; i < n; i++)
@@ -626,7 +634,7 @@ Test(omnictl, tail_lines_carry_the_contract_fields)
 
     cr_assert_eq(CTL(out, "tail", "--json"), 0);
     size_t k = json_lines(out, lines, 16);
-    cr_assert_eq(k, 4, "two conversations opened, two messages: %s", out);
+    cr_assert_eq(k, 6, "two conversations opened and queued, two messages: %s", out);
     Omni__V1__StreamEvent **ev;
     size_t n = h_events(&H, &ev);
     int seen_email = 0, seen_chat = 0, opened = 0;
@@ -635,6 +643,10 @@ Test(omnictl, tail_lines_carry_the_contract_fields)
         const char *type = jstr(lines[i], "type");
         if (strcmp(type, "conversation_opened") == 0) {
             opened++;
+            continue;
+        }
+        if (strcmp(type, "queued") == 0) {
+            cr_assert_str_eq(jstr(lines[i], "queue"), "default", "no config: the one default queue");
             continue;
         }
         cr_assert_str_eq(type, "message");
@@ -734,10 +746,13 @@ Test(omnictl, tail_follow_prints_live_events_and_stops_on_sigint)
     lr_t *r = calloc(1, sizeof(*r));
     r->fd = pfd[0];
 
-    /* The history first (the two events of the first send): once they are printed omnictl has
-     * subscribed, since it subscribes before it reads history. */
-    jv_t *h1 = next_json(r, 10000, "history 1"), *h2 = next_json(r, 10000, "history 2");
+    /* The history first (the three events of the first send): once they are printed omnictl
+     * has subscribed, since it subscribes before it reads history. */
+    jv_t *h1 = next_json(r, 10000, "history 1"), *hq = next_json(r, 10000, "history 2"),
+         *h2 = next_json(r, 10000, "history 3");
     cr_assert_str_eq(jstr(h1, "type"), "conversation_opened");
+    cr_assert_str_eq(jstr(hq, "type"), "queued");
+    json_free_v(hq);
     cr_assert_eq(ju64(h2, "seq"), a.seq);
     cr_assert_str_eq(jstr(h2, "text"), "before");
     unsigned long long last = ju64(h2, "seq");

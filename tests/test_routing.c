@@ -55,6 +55,7 @@ typedef struct {
     uint64_t req;
     char id[64];
     int64_t next_hb_us;
+    int logged_in;
     Omni__V1__AgentEnvelope *stash[512]; /* received while waiting for something else */
     size_t n_stash;
 } ra_t;
@@ -65,7 +66,7 @@ static uint64_t ra_send(ra_t *a, Omni__V1__AgentEnvelope *env);
  * silent, which is how the tests take one offline without killing anything. */
 static void ra_heartbeat(ra_t *a)
 {
-    if (omni_mono_us() < a->next_hb_us)
+    if (!a->logged_in || omni_mono_us() < a->next_hb_us)
         return;
     Omni__V1__AgentHeartbeat hb = OMNI__V1__AGENT_HEARTBEAT__INIT;
     Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
@@ -172,6 +173,7 @@ static void ra_login(ra_t *a, const char *skill, int level, int chat_slots)
     Omni__V1__AgentEnvelope *ok = ra_expect(a, OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN_OK, 5000);
     cr_assert_not_null(ok, "%s: no LoginOk", a->id);
     ra_free(ok);
+    a->logged_in = 1;
 }
 
 static uint64_t ra_simple(ra_t *a, Omni__V1__AgentEnvelope__BodyCase kind, void *body)
@@ -596,6 +598,7 @@ Test(routing, broker_kill9_loses_no_waiting_or_assigned_conversation)
     Omni__V1__AgentEnvelope *ok = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN_OK, 10000);
     cr_assert_not_null(ok);
     cr_assert_eq(ok->login_ok->n_reclaimed, 2, "both held conversations reclaimed");
+    a.logged_in = 1;
     ra_free(ok);
 
     ra_open(&b, "after");

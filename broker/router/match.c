@@ -624,6 +624,23 @@ static int match_load_rule(match_ctx_t *ctx, match_rules_t *dst, const yaml_node
     return 0;
 }
 
+static int match_load_rules(match_ctx_t *ctx, match_rules_t *dst, const yaml_node_t *vn)
+{
+    size_t idx = 0;
+    int rc;
+
+    if (match_is_null(vn)) return 0;
+    if (vn->type != YAML_SEQUENCE_NODE)
+        return match_err(ctx, vn, "'routing.rules' must be a list, not %s", match_kind(vn));
+    for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++, idx++) {
+        yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
+        if (idx == MATCH_MAX_RULES)
+            return match_err(ctx, item, "'routing.rules' holds more than %d rules", MATCH_MAX_RULES);
+        if ((rc = match_load_rule(ctx, dst, item, idx)) != 0) return rc;
+    }
+    return 0;
+}
+
 static int match_load_routing(match_ctx_t *ctx, match_rules_t *dst, const yaml_node_t *node)
 {
     if (match_is_null(node)) return 0;
@@ -641,21 +658,42 @@ static int match_load_routing(match_ctx_t *ctx, match_rules_t *dst, const yaml_n
             if ((rc = match_name(ctx, vn, "routing.default_queue", MATCH_NAME_MAX, &v)) != 0) return rc;
             strcpy(dst->default_queue, v);
         } else if (strcmp(key, "rules") == 0) {
-            size_t idx = 0;
-            if (match_is_null(vn)) continue;
-            if (vn->type != YAML_SEQUENCE_NODE)
-                return match_err(ctx, vn, "'routing.rules' must be a list, not %s", match_kind(vn));
-            for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++, idx++) {
-                yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
-                if (idx == MATCH_MAX_RULES)
-                    return match_err(ctx, item, "'routing.rules' holds more than %d rules", MATCH_MAX_RULES);
-                if ((rc = match_load_rule(ctx, dst, item, idx)) != 0) return rc;
-            }
-        } else {
+            if ((rc = match_load_rules(ctx, dst, vn)) != 0) return rc;
+        } else if (strcmp(key, "agents") != 0 && strcmp(key, "calendars") != 0 && strcmp(key, "queues") != 0) {
+            /* agents, calendars and queues share the section but are broker/routecfg.c's to check. */
             return match_err(ctx, kn, "unknown key 'routing.%s'", match_shown(key, shown, sizeof(shown)));
         }
     }
     return 0;
+}
+
+/* Swaps contents so the old rules are freed with the scratch set. */
+static void match_rules_swap(match_rules_t *a, match_rules_t *b)
+{
+    match_rules_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+int match_rules_load_node(match_rules_t *rules, struct yaml_document_s *doc, struct yaml_node_s *node,
+                          const char *path, char *err, size_t errlen)
+{
+    match_ctx_t ctx = {.doc = doc, .path = path, .err = err, .errlen = errlen};
+    match_rules_t *tmp = NULL;
+    int rc;
+
+    if (err && errlen) err[0] = '\0';
+    if (!rules || !doc || !path) return OMNI_EINVAL;
+    if ((rc = match_rules_new(&tmp)) != 0) {
+        match_err(&ctx, NULL, "out of memory");
+        goto out;
+    }
+    if (node && (rc = match_load_rules(&ctx, tmp, node)) != 0) goto out;
+    memcpy(tmp->default_queue, rules->default_queue, sizeof(tmp->default_queue));
+    match_rules_swap(rules, tmp);
+out:
+    match_rules_destroy(&tmp);
+    return rc;
 }
 
 int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, size_t errlen)
@@ -703,12 +741,7 @@ int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, siz
         rc = match_err(&ctx, root, "no 'routing' section");
         goto out;
     }
-    /* Success: swap the contents, so the old rules are freed with tmp. */
-    {
-        match_rules_t t = *rules;
-        *rules = *tmp;
-        *tmp = t;
-    }
+    match_rules_swap(rules, tmp);
 out:
     yaml_document_delete(&doc);
     match_rules_destroy(&tmp);

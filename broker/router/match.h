@@ -100,12 +100,22 @@ int match_rules_set_default(match_rules_t *rules, const char *queue);
 
 size_t match_rules_count(const match_rules_t *rules);
 
-/* Reads a YAML file with one top-level key, routing: {default_queue, rules: [...]}; rule keys are
+/* Reads a YAML file with one top-level key, routing: {default_queue, rules: [...]} (agents, calendars
+ * and queues are allowed there and skipped: broker/routecfg.c checks them); rule keys are
  * name, queue, category, channels (a name or a list of chat/email/sns/phone), provider, public,
  * locale, attributes (a mapping), keywords (a list), boost, priority_ms. On success the file's
  * rules and default queue REPLACE the current ones; on any error nothing changes and err holds one
  * line "PATH:LINE: message". OMNI_EIO (cannot read), OMNI_ECONFIG (bad content), OMNI_ENOMEM. */
 int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, size_t errlen);
+
+struct yaml_document_s;
+struct yaml_node_s;
+/* The `routing.rules` list of a document the caller already loaded (broker/routecfg.c owns the
+ * rest of `routing:`). node NULL or a YAML null = no rules. The rules are replaced on success and
+ * unchanged on error, the default queue is kept; errors as match_rules_load_yaml, with path used
+ * only in the message. */
+int match_rules_load_node(match_rules_t *rules, struct yaml_document_s *doc, struct yaml_node_s *node,
+                          const char *path, char *err, size_t errlen);
 
 /* channel: ROUTER_CH_*; is_public: 0/1; provider, locale, text, subject may be NULL. attr_keys and
  * attr_values are n_attrs parallel arrays (NULL entries ignored). Always fills *out on success.
