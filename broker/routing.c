@@ -60,8 +60,11 @@ typedef struct {
     done_t done;
     char agent[ROUTER_ID_MAX];      /* who gets the completion */
     uint64_t request_id, offer_id;
-    uint8_t *outbound;              /* DONE_REPLY: packed Envelope for the adapter, owned */
+    uint8_t *outbound;              /* DONE_REPLY: packed Envelope for the adapter, owned; kept in the
+                                     * outbox hash until the adapter reports */
     size_t outbound_len;
+    char reply_key[200];            /* agent + reply_id: Redis answers a repeat with the first reply */
+    int outbox_remove;              /* remove outbound_id from the outbox hash */
     int chnum;
     char account[128];
     char outbound_id[40];
@@ -76,6 +79,7 @@ typedef struct {
 /* A reply on its way to a customer: resent until its adapter reports the outcome. */
 typedef struct {
     char id[40];                    /* outbound_id */
+    char conv[ROUTER_ID_MAX];
     uint8_t *env;                   /* packed Envelope{outbound}, owned */
     size_t len;
     int chnum;
@@ -198,7 +202,8 @@ static uint8_t *pack_record(routing_t *rt, const conv_t *c, size_t *len)
 
 /* ---------- durable writes ---------- */
 
-static rop_t *op_new(routing_t *rt, const conv_t *c, const char *action)
+/* A blank write for conversation conv_id. */
+static rop_t *op_push(routing_t *rt, const char *conv_id, int chnum)
 {
     if (rt->nops == rt->capops) {
         size_t cap = rt->capops ? rt->capops * 2 : 256;
@@ -210,11 +215,20 @@ static rop_t *op_new(routing_t *rt, const conv_t *c, const char *action)
     }
     rop_t *o = &rt->ops[rt->nops++];
     memset(o, 0, sizeof(*o));
-    snprintf(o->conv, sizeof(o->conv), "%s", c->id);
-    o->action = action;
+    snprintf(o->conv, sizeof(o->conv), "%s", conv_id);
+    o->action = "";
     o->flags = "";
-    o->channel = omni_channel_name(c->chnum);
-    o->chnum = c->chnum;
+    o->channel = omni_channel_name(chnum);
+    o->chnum = chnum;
+    return o;
+}
+
+static rop_t *op_new(routing_t *rt, const conv_t *c, const char *action)
+{
+    rop_t *o = op_push(rt, c->id, c->chnum);
+    if (!o)
+        return NULL;
+    o->action = action;
     if (strcmp(action, "set") == 0 && !(o->record = pack_record(rt, c, &o->record_len))) {
         rt->nops--;
         return NULL;
@@ -262,12 +276,13 @@ static void publish(routing_t *rt, const char *channel, uint64_t seq, const uint
         free(buf);
 }
 
-static void send_ok(routing_t *rt, const rop_t *o, uint64_t seq)
+static void send_ok(routing_t *rt, const rop_t *o, uint64_t seq, int duplicate)
 {
     Omni__V1__AgentOk ok = OMNI__V1__AGENT_OK__INIT;
     Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
     ok.outbound_id = (char *)o->outbound_id;
     ok.seq = seq;
+    ok.duplicate = duplicate;
     env.request_id = o->request_id;
     env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_OK;
     env.ok = &ok;
@@ -336,30 +351,37 @@ static void outq_send(routing_t *rt, outq_t *q)
     q->next_ms = rt->now_ms + OUTQ_RETRY_MS;
 }
 
+/* Delivered, refused for good or given up: out of memory and out of the outbox hash. */
 static void outq_drop(routing_t *rt, outq_t *q)
 {
+    rop_t *o = op_push(rt, q->conv, q->chnum);
+    if (o) {
+        snprintf(o->outbound_id, sizeof(o->outbound_id), "%s", q->id);
+        o->outbox_remove = 1;
+    }
     strmap_del(&rt->outq, q->id);
     free(q->env);
     free(q);
 }
 
-/* The reply is durable in the stream; from here it is delivered at least once. */
-static void outq_add(routing_t *rt, rop_t *o)
+/* The reply is durable in the stream and the outbox hash; from here it is delivered at least
+ * once. Takes env. */
+static void outq_add(routing_t *rt, const char *id, const char *conv, int chnum, const char *account, uint8_t *env,
+                     size_t len)
 {
     outq_t *q = calloc(1, sizeof(*q));
     if (q)
-        snprintf(q->id, sizeof(q->id), "%s", o->outbound_id);
-    if (!q || strmap_put(&rt->outq, q->id, q) != 0) {
+        snprintf(q->id, sizeof(q->id), "%s", id);
+    if (!q || strmap_get(&rt->outq, q->id) || strmap_put(&rt->outq, q->id, q) != 0) {
         free(q);
-        LOG_ERROR("routing: out of memory: reply %s of %s stored but not delivered", o->outbound_id, o->conv);
-        metrics_inc(M_OUTBOUND_FAILED);
-        return;
+        free(env);
+        return; /* still in the outbox hash: the next restart delivers it */
     }
-    q->env = o->outbound;
-    q->len = o->outbound_len;
-    o->outbound = NULL;
-    q->chnum = o->chnum;
-    snprintf(q->account, sizeof(q->account), "%s", o->account);
+    snprintf(q->conv, sizeof(q->conv), "%s", conv);
+    q->env = env;
+    q->len = len;
+    q->chnum = chnum;
+    snprintf(q->account, sizeof(q->account), "%s", account);
     q->created_ms = rt->now_ms;
     outq_send(rt, q);
 }
@@ -390,11 +412,17 @@ static void complete(routing_t *rt, rop_t *o, const store_route_result_t *res)
     switch (o->done) {
     case DONE_NONE: break;
     case DONE_ASSIGN: send_assignment(rt, o, res); break;
-    case DONE_OK: send_ok(rt, o, res->seq); break;
+    case DONE_OK: send_ok(rt, o, res->seq, 0); break;
     case DONE_REPLY:
-        outq_add(rt, o);
+        if (res->duplicate) { /* a resent Reply: the first one is stored, and delivered or on its way */
+            snprintf(o->outbound_id, sizeof(o->outbound_id), "%s", res->first_outbound);
+            send_ok(rt, o, res->first_seq, 1);
+            break;
+        }
+        outq_add(rt, o->outbound_id, o->conv, o->chnum, o->account, o->outbound, o->outbound_len);
+        o->outbound = NULL;
         if (o->agent[0])
-            send_ok(rt, o, res->seq);
+            send_ok(rt, o, res->seq, 0);
         break;
     }
 }
@@ -471,7 +499,9 @@ void routing_flush(routing_t *rt)
         for (size_t i = 0; i < n; i++) {
             const rop_t *o = &b->ops[i];
             sops[i] = (store_route_op_t){o->conv, o->action, o->record, o->record_len, o->last_agent, o->flags,
-                                         o->partial, o->partial_len};
+                                         o->partial, o->partial_len, o->reply_key[0] ? o->reply_key : NULL,
+                                         o->outbound || o->outbox_remove ? o->outbound_id : NULL, o->outbound,
+                                         o->outbound_len};
         }
         int rc = store_route(rt->st, sops, n, on_routed, b);
         free(sops);
@@ -567,7 +597,7 @@ static int build_outbound(routing_t *rt, const conv_t *c, const char *agent, con
 
 /* An agent_message event and its delivery, once durable. agent "" = the broker's auto-reply. */
 static int reply_out(routing_t *rt, const conv_t *c, const char *agent, const char *text, const char *subject,
-                     uint64_t request_id)
+                     const char *reply_id, uint64_t request_id)
 {
     if (rt->outq.n >= OUTQ_MAX)
         return OMNI_EFULL;
@@ -596,6 +626,8 @@ static int reply_out(routing_t *rt, const conv_t *c, const char *agent, const ch
     }
     o->flags = "r";
     snprintf(o->agent, sizeof(o->agent), "%s", agent);
+    if (reply_id && *reply_id)
+        snprintf(o->reply_key, sizeof(o->reply_key), "%s/%s", agent, reply_id);
     o->request_id = request_id;
     metrics_inc(M_AGENT_MESSAGES);
     return 0;
@@ -877,11 +909,34 @@ static int recover_one(const uint8_t *bytes, size_t len, void *ud)
     return 0;
 }
 
+/* A reply stored before the restart whose delivery was never confirmed: on its way again. */
+static int recover_outbound(const uint8_t *bytes, size_t len, void *ud)
+{
+    routing_t *rt = ud;
+    Omni__V1__Envelope *env = omni__v1__envelope__unpack(NULL, len, bytes);
+    uint8_t *copy = env && env->body_case == OMNI__V1__ENVELOPE__BODY_OUTBOUND ? malloc(len) : NULL;
+    if (copy) {
+        const Omni__V1__OutboundMessage *m = env->outbound;
+        memcpy(copy, bytes, len);
+        outq_add(rt, m->outbound_id, m->conversation_id, m->channel, m->channel_account, copy, len);
+    } else {
+        LOG_ERROR("routing: unreadable entry in the outbox hash skipped");
+    }
+    if (env)
+        omni__v1__envelope__free_unpacked(env, NULL);
+    return 0;
+}
+
 int routing_recover(routing_t *rt, char *err, size_t errlen)
 {
     recover_ctx_t x = {rt, 0, 0, 0};
     rt->now_ms = rt->clock();
-    int rc = store_load_routing(rt->st, recover_one, &x, err, errlen);
+    int rc = store_load_hash(rt->st, "outbox", recover_outbound, rt, err, errlen);
+    if (rc == 0 && rt->outq.n)
+        LOG_INFO("routing: %zu undelivered repl%s from before the restart will be sent again", rt->outq.n,
+                 rt->outq.n == 1 ? "y" : "ies");
+    if (rc == 0)
+        rc = store_load_hash(rt->st, "routing", recover_one, &x, err, errlen);
     if (rc == 0)
         LOG_INFO("routing: recovered %zu waiting and %zu assigned conversation(s)%s", x.waiting, x.limbo,
                  x.bad ? " (some records unreadable: see routing_bad_records)" : "");
@@ -942,7 +997,7 @@ int routing_stub(routing_t *rt, const Omni__V1__InboundMessage *m, uint8_t **out
 static void after_hours(routing_t *rt, conv_t *c, const routecfg_queue_t *qc)
 {
     metrics_inc(M_AFTER_HOURS);
-    if (qc->after_hours_message[0] && reply_out(rt, c, "", qc->after_hours_message, NULL, 0) != 0)
+    if (qc->after_hours_message[0] && reply_out(rt, c, "", qc->after_hours_message, NULL, NULL, 0) != 0)
         LOG_WARN("routing: after-hours notice for %s not sent: too many replies waiting", c->id);
 }
 
@@ -1305,9 +1360,10 @@ static void do_reply(const req_t *r, const Omni__V1__Reply *m)
     conv_t *c = assigned_to(r, m->conversation_id);
     if (!c)
         return req_error(r, "not_assigned", "the conversation is not assigned to this agent");
-    if (!m->text[0] || strlen(m->text) > r->rt->cfg->max_text_bytes || strlen(m->subject) > 998)
-        return req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject at most 998");
-    int rc = reply_out(r->rt, c, r->agent, m->text, m->subject, r->request_id);
+    if (!m->text[0] || strlen(m->text) > r->rt->cfg->max_text_bytes || strlen(m->subject) > 998 ||
+        strlen(m->reply_id) > 128)
+        return req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject <= 998, reply_id <= 128");
+    int rc = reply_out(r->rt, c, r->agent, m->text, m->subject, m->reply_id, r->request_id);
     if (rc == OMNI_EFULL)
         return req_error(r, "no_adapter", "too many replies wait for their adapter; nothing was sent");
     if (rc != 0)

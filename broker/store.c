@@ -442,7 +442,7 @@ static void finish_route(store_t *st, call_t *call, redisReply *r)
     size_t n = r->elements, nh = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *e = r->element[i];
-        if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type == REDIS_REPLY_ARRAY)
+        if (e->type == REDIS_REPLY_ARRAY && e->elements == 3 && e->element[1]->type == REDIS_REPLY_ARRAY)
             nh += e->element[1]->elements;
     }
     store_route_result_t *res = calloc(n ? n : 1, sizeof(*res));
@@ -455,9 +455,15 @@ static void finish_route(store_t *st, call_t *call, redisReply *r)
     }
     for (size_t i = 0, h = 0; i < n; i++) {
         redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 || e->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
         res[i].seq = reply_u64(e->element[0]);
+        if (e->element[2]->type == REDIS_REPLY_STRING && e->element[2]->len > 0) {
+            unsigned long long fs = 0;
+            res[i].duplicate = 1;
+            if (sscanf(e->element[2]->str, "%llu %47s", &fs, res[i].first_outbound) >= 1)
+                res[i].first_seq = fs;
+        }
         if (res[i].seq > st->last_seq)
             st->last_seq = res[i].seq;
         res[i].history = &hist[h];
@@ -601,7 +607,7 @@ int store_tail(store_t *st, uint64_t from_seq, unsigned last, unsigned limit, st
 
 int store_route(store_t *st, const store_route_op_t *ops, size_t n, store_route_cb cb, void *ud)
 {
-    size_t argc = 8 + 6 * n; /* EVALSHA sha 1 key prefix now maxlen n, then 6 per op */
+    size_t argc = 8 + 9 * n; /* EVALSHA sha 1 key prefix now maxlen n, then 9 per op */
     const char **argv = malloc(argc * sizeof(*argv));
     size_t *lens = malloc(argc * sizeof(*lens));
     char nums[3][24];
@@ -629,6 +635,9 @@ int store_route(store_t *st, const store_route_op_t *ops, size_t n, store_route_
         ARGS(o->agent ? o->agent : "");
         ARGS(o->flags ? o->flags : "");
         ARG(o->partial ? (const char *)o->partial : "", o->partial ? o->partial_len : 0);
+        ARGS(o->reply_key ? o->reply_key : "");
+        ARGS(o->outbox_key ? o->outbox_key : "");
+        ARG(o->outbox_val ? (const char *)o->outbox_val : "", o->outbox_val ? o->outbox_len : 0);
     }
 #undef ARG
 #undef ARGS
@@ -639,7 +648,7 @@ out:
     return rc;
 }
 
-int store_load_routing(store_t *st, store_record_cb cb, void *ud, char *err, size_t errlen)
+int store_load_hash(store_t *st, const char *hash, store_record_cb cb, void *ud, char *err, size_t errlen)
 {
     char key[160], cursor[32] = "0";
     int rc = OMNI_EUNAVAIL;
@@ -647,11 +656,11 @@ int store_load_routing(store_t *st, store_record_cb cb, void *ud, char *err, siz
     redisContext *c = sync_connect(st, err, errlen);
     if (!c)
         return OMNI_EUNAVAIL;
-    snprintf(key, sizeof(key), "%srouting", st->prefix);
+    snprintf(key, sizeof(key), "%s%s", st->prefix, hash);
     do {
         r = redisCommand(c, "HSCAN %s %s COUNT 1000", key, cursor);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "cannot read routing state from Redis at %s: %s", st->cfg->redis,
+            snprintf(err, errlen, "cannot read %s from Redis at %s: %s", key, st->cfg->redis,
                      r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
             goto out;
         }

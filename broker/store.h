@@ -100,21 +100,29 @@ typedef struct {
     const char *flags;          /* "h": return recent events; "r": event joins the recent list */
     const uint8_t *partial;     /* StreamEvent without seq, or NULL */
     size_t partial_len;
+    const char *reply_key;      /* agent reply id (scoped): a repeat does nothing, see route.lua; or NULL */
+    const char *outbox_key;     /* outbound id to add to / remove from the outbox hash, or NULL */
+    const uint8_t *outbox_val;  /* packed Envelope to keep; NULL with a key = remove */
+    size_t outbox_len;
 } store_route_op_t;
 
 typedef struct {
     uint64_t seq;               /* of the op's event, 0 if none */
     const store_entry_t *history; /* with flag "h": recent events, oldest first */
     size_t n_history;
+    int duplicate;              /* reply_key seen before: nothing was done */
+    uint64_t first_seq;         /* duplicate: the first reply's seq and outbound id */
+    char first_outbound[48];
 } store_route_result_t;
 
 /* err as for store_ingest_cb; res has one entry per op, borrowed during the callback. */
 typedef void (*store_route_cb)(int err, const store_route_result_t *res, size_t n, void *ud);
 int store_route(store_t *st, const store_route_op_t *ops, size_t n, store_route_cb cb, void *ud);
 
-/* Start-up only, blocking: every RoutingRecord (packed bytes) in the tenant's routing hash.
- * cb returns 0 to go on. OMNI_EUNAVAIL with one line in err if Redis cannot be read. */
+/* Start-up only, blocking: every value of one of the tenant's hashes ("routing": packed
+ * RoutingRecords; "outbox": packed Envelopes of undelivered replies). cb returns 0 to go on.
+ * OMNI_EUNAVAIL with one line in err if Redis cannot be read. */
 typedef int (*store_record_cb)(const uint8_t *bytes, size_t len, void *ud);
-int store_load_routing(store_t *st, store_record_cb cb, void *ud, char *err, size_t errlen);
+int store_load_hash(store_t *st, const char *hash, store_record_cb cb, void *ud, char *err, size_t errlen);
 
 #endif

@@ -1,9 +1,11 @@
 /* `omnictl agent`: a real agent client on the broker's agents endpoint (agent.proto, see
  * docs/agents.md). Logs in, survives broker restarts, accepts offers, prints assignments. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <omni/adapter.h>
 #include <omni/omni.h>
@@ -316,8 +318,15 @@ static void ctl_agent_relogin(ctl_agent_t *ag)
 static void ctl_agent_send_job(ctl_agent_t *ag, const ctl_job_t *jb)
 {
     if (jb->stage == JOB_REPLY) {
+        /* One id per reply, the same on every resend: the broker stores and delivers it once. */
+        static uint64_t nonce;
+        char reply_id[64];
+        if (!nonce)
+            nonce = ((uint64_t)omni_now_ms() << 20) ^ (uint64_t)getpid();
+        snprintf(reply_id, sizeof(reply_id), "%" PRIx64 "-%" PRIu64, nonce, jb->rid);
         Omni__V1__Reply r = OMNI__V1__REPLY__INIT;
         r.conversation_id = jb->conversation_id;
+        r.reply_id = reply_id;
         r.text = (char *)ag->a->reply;
         ctl_agent_send(ag, jb->rid, OMNI__V1__AGENT_ENVELOPE__BODY_REPLY, &r);
         return;

@@ -857,3 +857,81 @@ Test(routing, twenty_agents_two_thousand_conversations_one_killed, .timeout = 30
     for (int c = 0; c < 4; c++)
         omni_adapter_destroy(&ad[c]);
 }
+
+static size_t count_kind(const char *conv, int kind)
+{
+    Omni__V1__StreamEvent **ev;
+    size_t n = h_events(&H, &ev), k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += strcmp(ev[i]->conversation_id, conv) == 0 && (int)ev[i]->kind_case == kind;
+    h_events_free(ev, n);
+    return k;
+}
+
+Test(routing, a_resent_reply_is_stored_and_delivered_once)
+{
+    ra_t a;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "careful");
+    ra_login(&a, NULL, 0, 0);
+    say("i-1", "chat:visitor-10", "配送はいつですか", &ack);
+    ra_free(ra_take(&a, 5000));
+    Omni__V1__Reply rp = OMNI__V1__REPLY__INIT;
+    rp.conversation_id = ack.conversation_id;
+    rp.text = "三営業日以内です";
+    rp.reply_id = "reply-0001";
+    uint64_t seq = 0;
+    char first[48] = "";
+    for (int i = 0; i < 2; i++) {
+        ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_REPLY, &rp);
+        Omni__V1__AgentEnvelope *ok = ra_expect_pumping(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OK);
+        cr_assert_not_null(ok);
+        cr_assert_eq(ok->ok->duplicate, i == 1, "copy %d", i);
+        if (i == 0) {
+            seq = ok->ok->seq;
+            snprintf(first, sizeof(first), "%s", ok->ok->outbound_id);
+        } else {
+            cr_assert_eq(ok->ok->seq, seq, "the repeat names the first reply");
+            cr_assert_str_eq(ok->ok->outbound_id, first);
+        }
+        ra_free(ok);
+    }
+    for (int i = 0; i < 50; i++)
+        omni_adapter_poll(chat, 20);
+    cr_assert_eq(outbound_seen, 1, "delivered once");
+    cr_assert_eq(count_kind(ack.conversation_id, OMNI__V1__STREAM_EVENT__KIND_AGENT_MESSAGE), 1, "stored once");
+    ra_close(&a);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, a_reply_stored_before_a_crash_is_delivered_after_it)
+{
+    ra_t a;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "late");
+    ra_login(&a, NULL, 0, 0);
+    say("o-1", "chat:visitor-11", "届きますか", &ack);
+    ra_free(ra_take(&a, 5000));
+    omni_adapter_destroy(&chat); /* the channel's adapter goes away */
+    Omni__V1__Reply rp = OMNI__V1__REPLY__INIT;
+    rp.conversation_id = ack.conversation_id;
+    rp.text = "はい、届きます";
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_REPLY, &rp);
+    Omni__V1__AgentEnvelope *ok = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OK, 5000);
+    cr_assert_not_null(ok, "a reply is accepted while its adapter is away");
+    ra_free(ok);
+    cr_assert_eq(h_broker_stop(&H, SIGKILL), SIGKILL + 128);
+    h_broker_start(&H);
+    open_chat(); /* the adapter comes back to a restarted broker */
+    for (int i = 0; i < 200 && !outbound_seen; i++)
+        omni_adapter_poll(chat, 20);
+    cr_assert_eq(outbound_seen, 1, "the reply survived the crash");
+    cr_assert_str_eq(outbound_text, "はい、届きます");
+    for (int i = 0; i < 100 && h_counter(&H, "outbound_delivered") < 1; i++)
+        omni_adapter_poll(chat, 20);
+    cr_assert_eq(h_counter(&H, "outbound_delivered"), 1);
+    ra_close(&a);
+    omni_adapter_destroy(&chat);
+}

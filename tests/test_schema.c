@@ -920,6 +920,7 @@ static ProtobufCMessage *small_agent_body(Omni__V1__AgentEnvelope__BodyCase c)
     rep.conversation_id = "cv_1";
     rep.text = "お待たせしました。";
     rep.subject = "Re: 請求金額が違います";
+    rep.reply_id = "r-7f3a-1";
     tr.conversation_id = "cv_1";
     tr.queue = "retention";
     tr.agent_id = "agent-9";
@@ -932,6 +933,7 @@ static ProtobufCMessage *small_agent_body(Omni__V1__AgentEnvelope__BodyCase c)
     err.detail = "cv_1 is not assigned to agent-7";
     ok.outbound_id = "ob_17";
     ok.seq = 1ULL << 41;
+    ok.duplicate = 1;
     st.state = OMNI__V1__AGENT_STATE__AGENT_STATE_OFFLINE;
     st.reason = "missed_offers";
     switch (c) {

@@ -3,23 +3,27 @@
 -- hash P..'routing' and the stream never disagree about who has a conversation.
 --
 -- KEYS[1] = the tenant's stream key. ARGV = prefix, now_ms, stream maxlen, n, then per op:
---   conversation id, action, record, agent, flags, partial event
+--   conversation id, action, record, agent, flags, partial event, reply key, outbox id, outbox entry
 --   action: 'set' (record = packed RoutingRecord), 'del', 'close' (also closes the conversation:
 --           the customer's next message on that channel opens a new one), '' (no state change)
 --   agent:  non-empty = the customer's last agent now (sticky routing)
 --   flags:  'h' = return the customer's recent events; 'r' = the event joins the recent list
 --   partial: StreamEvent without seq ('' = no event)
--- Returns per op { seq (0 = no event), { recent event bytes, oldest first } }.
+--   reply key: non-empty = an agent's reply id; an op whose key was seen (7 days) does nothing and
+--           returns what the first one stored ("seq outbound_id")
+--   outbox id/entry: a reply on its way to an adapter (P..'outbox' hash): entry '' removes it
+-- Returns per op { seq (0 = no event), { recent event bytes, oldest first }, first reply or '' }.
 
 local P, now, maxlen, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local stream = KEYS[1]
 local seq = seq_load(P, stream)
 local out = {}
 local i = 5
-for _ = 1, n do
-  local conv, action, record, agent, flags, partial =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  i = i + 6
+local function apply(conv, action, record, agent, flags, partial, rkey, okey, oval)
+  if rkey ~= '' then
+    local first = redis.call('GET', P .. 'reply:' .. rkey)
+    if first then return { 0, {}, first } end
+  end
   if action == 'set' then
     redis.call('HSET', P .. 'routing', conv, record)
   elseif action == 'del' then
@@ -54,7 +58,17 @@ for _ = 1, n do
       if e[1] then hist[#hist + 1] = e[1][2][2] end
     end
   end
-  out[#out + 1] = { s, hist }
+  if okey ~= '' then
+    if oval == '' then redis.call('HDEL', P .. 'outbox', okey) else redis.call('HSET', P .. 'outbox', okey, oval) end
+  end
+  if rkey ~= '' then redis.call('SET', P .. 'reply:' .. rkey, s .. ' ' .. okey, 'EX', 604800) end
+  return { s, hist, '' }
+end
+
+for _ = 1, n do
+  out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
+    ARGV[i + 7], ARGV[i + 8])
+  i = i + 9
 end
 redis.call('SET', P .. 'seq', seq)
 return out
