@@ -1245,9 +1245,9 @@ static void do_login(const req_t *r, const Omni__V1__Login *l)
     router_state_t want;
     const char *why = NULL;
     if (login_cfg(rt, l, &cfg, &why) != 0 || state_of(l->state, &want) != 0)
-        return req_error(r, "bad_request", why ? why : "bad initial state");
+        { req_error(r, "bad_request", why ? why : "bad initial state"); return; }
     if (r->agent && strcmp(r->agent, l->agent_id) != 0)
-        return req_error(r, "bad_request", "this connection is logged in as another agent; log out first");
+        { req_error(r, "bad_request", "this connection is logged in as another agent; log out first"); return; }
     int exists = router_agent_exists(rt->router, l->agent_id);
     router_agent_info_t info;
     if (exists && router_agent_info(rt->router, l->agent_id, &info) == 0 && info.state != ROUTER_OFFLINE) {
@@ -1255,14 +1255,14 @@ static void do_login(const req_t *r, const Omni__V1__Login *l)
     } else {
         int rc = exists ? router_agent_update(rt->router, &cfg) : router_agent_add(rt->router, &cfg);
         if (rc != 0)
-            return req_error(r, rc == OMNI_EFULL ? "full" : "bad_request",
-                             rc == OMNI_EFULL ? "the broker has max_agents agents" : "agent refused by the router");
+            { req_error(r, rc == OMNI_EFULL ? "full" : "bad_request",
+                             rc == OMNI_EFULL ? "the broker has max_agents agents" : "agent refused by the router"); return; }
         /* Away while reclaiming, so held conversations take their slots before new offers do. */
         router_agent_set_state(rt->router, l->agent_id, ROUTER_AWAY, rt->now_ms);
         remember_agent(rt, l);
     }
     if (agents_bind(rt->agents, l->agent_id, r->to, rt->now_ms) != 0)
-        return req_error(r, "internal", "out of memory");
+        { req_error(r, "internal", "out of memory"); return; }
     Omni__V1__LoginOk ok = OMNI__V1__LOGIN_OK__INIT;
     Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
     ok.agent_id = l->agent_id;
@@ -1306,9 +1306,9 @@ static void do_accept(const req_t *r, uint64_t offer_id)
     routing_t *rt = r->rt;
     conv_t *c = offered_to(r, offer_id);
     if (!c)
-        return req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)");
+        { req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)"); return; }
     if (router_accept(rt->router, offer_id, rt->now_ms) != 0)
-        return req_error(r, "unknown_offer", "the offer is no longer open");
+        { req_error(r, "unknown_offer", "the offer is no longer open"); return; }
     conv_set_offer(rt, c, 0);
     snprintf(c->agent, sizeof(c->agent), "%s", r->agent);
     c->assigned_ms = rt->now_ms;
@@ -1326,7 +1326,7 @@ static void do_accept(const req_t *r, uint64_t offer_id)
     ev.assigned = &as;
     rop_t *o = persist(rt, c, "set", &ev);
     if (!o)
-        return req_error(r, "internal", "out of memory");
+        { req_error(r, "internal", "out of memory"); return; }
     snprintf(o->last_agent, sizeof(o->last_agent), "%s", r->agent);
     snprintf(o->agent, sizeof(o->agent), "%s", r->agent);
     o->flags = "h";
@@ -1341,7 +1341,7 @@ static void do_reject(const req_t *r, uint64_t offer_id)
     routing_t *rt = r->rt;
     conv_t *c = offered_to(r, offer_id);
     if (!c)
-        return req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)");
+        { req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)"); return; }
     conv_set_offer(rt, c, 0);
     ev_offer_ended(rt, c, r->agent, offer_id, "rejected");
     metrics_inc(M_OFFERS_REJECTED);
@@ -1359,15 +1359,15 @@ static void do_reply(const req_t *r, const Omni__V1__Reply *m)
 {
     conv_t *c = assigned_to(r, m->conversation_id);
     if (!c)
-        return req_error(r, "not_assigned", "the conversation is not assigned to this agent");
+        { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
     if (!m->text[0] || strlen(m->text) > r->rt->cfg->max_text_bytes || strlen(m->subject) > 998 ||
         strlen(m->reply_id) > 128)
-        return req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject <= 998, reply_id <= 128");
+        { req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject <= 998, reply_id <= 128"); return; }
     int rc = reply_out(r->rt, c, r->agent, m->text, m->subject, m->reply_id, r->request_id);
     if (rc == OMNI_EFULL)
-        return req_error(r, "no_adapter", "too many replies wait for their adapter; nothing was sent");
+        { req_error(r, "no_adapter", "too many replies wait for their adapter; nothing was sent"); return; }
     if (rc != 0)
-        return req_error(r, "internal", "out of memory");
+        { req_error(r, "internal", "out of memory"); return; }
 }
 
 static void do_close(const req_t *r, const Omni__V1__Close *m)
@@ -1376,9 +1376,9 @@ static void do_close(const req_t *r, const Omni__V1__Close *m)
     conv_t *c = assigned_to(r, m->conversation_id);
     rop_t *o = NULL;
     if (!c)
-        return req_error(r, "not_assigned", "the conversation is not assigned to this agent");
+        { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
     if (strlen(m->disposition) > 256)
-        return req_error(r, "bad_request", "disposition is at most 256 bytes");
+        { req_error(r, "bad_request", "disposition is at most 256 bytes"); return; }
     ev_closed(rt, c, r->agent, m->disposition, &o);
     if (o) {
         o->done = DONE_OK;
@@ -1396,13 +1396,13 @@ static void do_transfer(const req_t *r, const Omni__V1__Transfer *m)
     routing_t *rt = r->rt;
     conv_t *c = assigned_to(r, m->conversation_id);
     if (!c)
-        return req_error(r, "not_assigned", "the conversation is not assigned to this agent");
+        { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
     int queue = m->queue[0] ? router_queue_find(rt->router, m->queue) : c->queue;
     if (queue < 0)
-        return req_error(r, "unknown_queue", "no such queue");
+        { req_error(r, "unknown_queue", "no such queue"); return; }
     const char *to_agent = m->agent_id[0] ? m->agent_id : NULL;
     if (to_agent && (!router_agent_exists(rt->router, to_agent) || strcmp(to_agent, r->agent) == 0))
-        return req_error(r, "unknown_agent", "no such agent (or it is you)");
+        { req_error(r, "unknown_agent", "no such agent (or it is you)"); return; }
     int from_queue = c->queue;
     c->queue = queue;
     c->agent[0] = 0;
@@ -1433,10 +1433,10 @@ static void do_set_state(const req_t *r, Omni__V1__AgentState s)
     if (s == OMNI__V1__AGENT_STATE__AGENT_STATE_OFFLINE) {
         go_offline(r->rt, r->agent, "logout");
         agents_unbind(r->rt->agents, r->agent);
-        return send_status(r, ROUTER_OFFLINE, "requested");
+        { send_status(r, ROUTER_OFFLINE, "requested"); return; }
     }
     if (state_of(s, &st) != 0)
-        return req_error(r, "bad_request", "unknown state");
+        { req_error(r, "bad_request", "unknown state"); return; }
     router_agent_set_state(r->rt->router, r->agent, st, r->rt->now_ms);
     send_status(r, st, "requested");
 }
@@ -1446,21 +1446,21 @@ static void on_request(void *ctx, const char *agent, const reply_to_t *to, Omni_
     routing_t *rt = ctx;
     req_t r = {rt, agent, to, env->request_id};
     if (env->body_case == OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN && env->login)
-        return do_login(&r, env->login);
+        { do_login(&r, env->login); return; }
     if (!agent)
-        return req_error(&r, "not_logged_in", "log in first");
+        { req_error(&r, "not_logged_in", "log in first"); return; }
     switch (env->body_case) {
-    case OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT: return do_accept(&r, env->accept->offer_id);
-    case OMNI__V1__AGENT_ENVELOPE__BODY_REJECT: return do_reject(&r, env->reject->offer_id);
-    case OMNI__V1__AGENT_ENVELOPE__BODY_REPLY: return do_reply(&r, env->reply);
-    case OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE: return do_close(&r, env->close);
-    case OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER: return do_transfer(&r, env->transfer);
-    case OMNI__V1__AGENT_ENVELOPE__BODY_SET_STATE: return do_set_state(&r, env->set_state->state);
+    case OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT: do_accept(&r, env->accept->offer_id); return;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_REJECT: do_reject(&r, env->reject->offer_id); return;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_REPLY: do_reply(&r, env->reply); return;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE: do_close(&r, env->close); return;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER: do_transfer(&r, env->transfer); return;
+    case OMNI__V1__AGENT_ENVELOPE__BODY_SET_STATE: do_set_state(&r, env->set_state->state); return;
     case OMNI__V1__AGENT_ENVELOPE__BODY_LOGOUT:
         go_offline(rt, agent, "logout");
         agents_unbind(rt->agents, agent);
-        return req_ok(&r);
-    default: return req_error(&r, "bad_request", "not a request an agent can send");
+        { req_ok(&r); return; }
+    default: req_error(&r, "bad_request", "not a request an agent can send"); return;
     }
 }
 
