@@ -102,15 +102,6 @@ static void config_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* A value quoted in an error message: cut short and with control characters replaced, so the
  * message stays the one line the contract promises even for a quoted "a\nb". */
-static const char *config_shown(const char *s, char *buf, size_t len)
-{
-    size_t i = 0;
-
-    for (; s && s[i] && i + 1 < len; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    buf[i] = '\0';
-    return buf;
-}
-
 int config_set_str(char **field, const char *value)
 {
     char *copy = NULL;
@@ -186,26 +177,6 @@ static size_t config_line(const yaml_node_t *node)
     return node->start_mark.line + 1;
 }
 
-static const char *config_node_kind(const yaml_node_t *node)
-{
-    switch (node->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return "a scalar";
-    }
-}
-
-/* YAML's null: a plain scalar spelled "", "~" or null. Quoted "" is an empty string instead. */
-static int config_is_null(const yaml_node_t *node)
-{
-    const char *v = (const char *)node->data.scalar.value;
-
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
-           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
-}
-
 /* The text of a scalar that must carry a value. A "\0" escape would silently cut a C string
  * short (a key path, a socket path), so it is refused rather than truncated. */
 static int config_scalar(config_ctx_t *ctx, const yaml_node_t *node, const char *name,
@@ -213,10 +184,10 @@ static int config_scalar(config_ctx_t *ctx, const yaml_node_t *node, const char 
 {
     if (node->type != YAML_SCALAR_NODE) {
         config_err(ctx->err, ctx->errlen, "%s:%zu: '%s' must be a value, not %s", ctx->path,
-                   config_line(node), name, config_node_kind(node));
+                   config_line(node), name, yamlfile_kind(node));
         return OMNI_ECONFIG;
     }
-    if (config_is_null(node)) {
+    if (yamlfile_is_null(node)) {
         config_err(ctx->err, ctx->errlen, "%s:%zu: '%s' has no value", ctx->path,
                    config_line(node), name);
         return OMNI_ECONFIG;
@@ -254,9 +225,9 @@ static int config_load_keys(config_ctx_t *ctx, config_t *cfg, const yaml_node_t 
     size_t n = 0;
     int rc = 0;
 
-    if (node->type != YAML_SEQUENCE_NODE && !config_is_null(node)) {
+    if (node->type != YAML_SEQUENCE_NODE && !yamlfile_is_null(node)) {
         config_err(ctx->err, ctx->errlen, "%s:%zu: 'security.clients' must be a list, not %s",
-                   ctx->path, config_line(node), config_node_kind(node));
+                   ctx->path, config_line(node), yamlfile_kind(node));
         return OMNI_ECONFIG;
     }
     if (node->type == YAML_SEQUENCE_NODE) {
@@ -300,10 +271,10 @@ static int config_load_value(config_ctx_t *ctx, config_t *cfg, const config_key_
     uint64_t u;
 
     if (k->kind == CK_SECTION) {
-        if (config_is_null(node)) return 0; /* "listen:" with every child commented out */
+        if (yamlfile_is_null(node)) return 0; /* "listen:" with every child commented out */
         if (node->type != YAML_MAPPING_NODE) {
             config_err(ctx->err, ctx->errlen, "%s:%zu: '%s' must be a mapping, not %s", ctx->path,
-                       config_line(node), name, config_node_kind(node));
+                       config_line(node), name, yamlfile_kind(node));
             return OMNI_ECONFIG;
         }
         return config_load_map(ctx, cfg, node, k->key);
@@ -367,7 +338,7 @@ static int config_load_value(config_ctx_t *ctx, config_t *cfg, const config_key_
     char shown[65];
     config_err(ctx->err, ctx->errlen, "%s:%zu: '%s' must be %s, not '%s'", ctx->path,
                config_line(node), name, wants[k->kind] ? wants[k->kind] : "valid",
-               config_shown(v, shown, sizeof(shown)));
+               yamlfile_shown(v, shown, sizeof(shown)));
     return OMNI_ECONFIG;
 }
 
@@ -387,11 +358,11 @@ static int config_load_map(config_ctx_t *ctx, config_t *cfg, const yaml_node_t *
 
         if (kn->type != YAML_SCALAR_NODE) {
             config_err(ctx->err, ctx->errlen, "%s:%zu: a key must be a name, not %s", ctx->path,
-                       config_line(kn), config_node_kind(kn));
+                       config_line(kn), yamlfile_kind(kn));
             return OMNI_ECONFIG;
         }
         key = (const char *)kn->data.scalar.value;
-        snprintf(name, sizeof(name), "%s%s%s", section, dot, config_shown(key, shown, sizeof(shown)));
+        snprintf(name, sizeof(name), "%s%s%s", section, dot, yamlfile_shown(key, shown, sizeof(shown)));
         /* libyaml accepts repeated keys; the last one would silently win. */
         for (yaml_node_pair_t *q = node->data.mapping.pairs.start; q < p; q++) {
             yaml_node_t *qn = yaml_document_get_node(ctx->doc, q->key);
@@ -428,10 +399,10 @@ int config_load_file(config_t *cfg, const char *path, char *err, size_t errlen)
         return rc;
     ctx.doc = &doc;
     root = yaml_document_get_root_node(&doc);
-    if (!root || config_is_null(root)) goto out; /* an empty file changes nothing */
+    if (!root || yamlfile_is_null(root)) goto out; /* an empty file changes nothing */
     if (root->type != YAML_MAPPING_NODE) {
         config_err(err, errlen, "%s:%zu: the top level must be a mapping of keys, not %s", path,
-                   config_line(root), config_node_kind(root));
+                   config_line(root), yamlfile_kind(root));
         rc = OMNI_ECONFIG;
         goto out;
     }
@@ -545,12 +516,12 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
     }
     if (!config_one_of(cfg->log_level, levels)) {
         config_err(err, errlen, "log.level: must be debug, info, warn or error, not '%s'",
-                   config_shown(cfg->log_level, shown, sizeof(shown)));
+                   yamlfile_shown(cfg->log_level, shown, sizeof(shown)));
         return OMNI_ECONFIG;
     }
     if (!config_one_of(cfg->log_format, formats)) {
         config_err(err, errlen, "log.format: must be text or json, not '%s'",
-                   config_shown(cfg->log_format, shown, sizeof(shown)));
+                   yamlfile_shown(cfg->log_format, shown, sizeof(shown)));
         return OMNI_ECONFIG;
     }
     if (config_empty(cfg->redis) ||
@@ -566,18 +537,18 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
         const char *sep = endpoints[i].value ? strstr(endpoints[i].value, "://") : NULL;
         if (!sep || sep == endpoints[i].value || !sep[3]) {
             config_err(err, errlen, "%s: must be a ZeroMQ endpoint like tcp://127.0.0.1:5560, not '%s'",
-                       endpoints[i].name, config_shown(endpoints[i].value, shown, sizeof(shown)));
+                       endpoints[i].name, yamlfile_shown(endpoints[i].value, shown, sizeof(shown)));
             return OMNI_ECONFIG;
         }
     }
     if (!config_hostport_ok(cfg->http)) {
         config_err(err, errlen, "listen.http: must be HOST:PORT with a numeric port, not '%s'",
-                   config_shown(cfg->http, shown, sizeof(shown)));
+                   yamlfile_shown(cfg->http, shown, sizeof(shown)));
         return OMNI_ECONFIG;
     }
     if (!r || strlen(r) != 2 || r[0] < 'A' || r[0] > 'Z' || r[1] < 'A' || r[1] > 'Z') {
         config_err(err, errlen, "identity.default_region: must be two upper-case letters (ISO 3166), not '%s'",
-                   config_shown(r, shown, sizeof(shown)));
+                   yamlfile_shown(r, shown, sizeof(shown)));
         return OMNI_ECONFIG;
     }
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {

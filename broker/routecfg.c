@@ -53,15 +53,10 @@ static int routecfg_err(routecfg_ctx_t *ctx, const yaml_node_t *node, const char
 /* Writes "PATH:LINE: message" and returns OMNI_ECONFIG, so callers can `return routecfg_err(...)`. */
 static int routecfg_err(routecfg_ctx_t *ctx, const yaml_node_t *node, const char *fmt, ...)
 {
-    char msg[320];
     va_list ap;
-
-    if (!ctx->err || ctx->errlen == 0) return OMNI_ECONFIG;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    yamlfile_verr(ctx->err, ctx->errlen, ctx->path, node, fmt, ap);
     va_end(ap);
-    if (node) snprintf(ctx->err, ctx->errlen, "%s:%zu: %s", ctx->path, (size_t)node->start_mark.line + 1, msg);
-    else snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
     return OMNI_ECONFIG;
 }
 
@@ -69,33 +64,6 @@ static int routecfg_nomem(routecfg_ctx_t *ctx)
 {
     if (ctx->err && ctx->errlen) snprintf(ctx->err, ctx->errlen, "%s: out of memory", ctx->path);
     return OMNI_ENOMEM;
-}
-
-static const char *routecfg_kind(const yaml_node_t *node)
-{
-    switch (node->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return "a scalar";
-    }
-}
-
-/* Quoted values stay on one line and short, whatever the file holds. */
-static const char *routecfg_shown(const char *s, char *buf, size_t len)
-{
-    size_t i = 0;
-
-    for (; s && s[i] && i + 1 < len; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    buf[i] = '\0';
-    return buf;
-}
-
-static int routecfg_is_null(const yaml_node_t *node)
-{
-    const char *v = (const char *)node->data.scalar.value;
-
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
-    return v[0] == '\0' || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0;
 }
 
 static yaml_node_t *routecfg_node(routecfg_ctx_t *ctx, int id)
@@ -107,8 +75,8 @@ static yaml_node_t *routecfg_node(routecfg_ctx_t *ctx, int id)
 static int routecfg_scalar(routecfg_ctx_t *ctx, const yaml_node_t *node, const char *name, const char **out)
 {
     if (node->type != YAML_SCALAR_NODE)
-        return routecfg_err(ctx, node, "'%s' must be a value, not %s", name, routecfg_kind(node));
-    if (routecfg_is_null(node)) return routecfg_err(ctx, node, "'%s' has no value", name);
+        return routecfg_err(ctx, node, "'%s' must be a value, not %s", name, yamlfile_kind(node));
+    if (yamlfile_is_null(node)) return routecfg_err(ctx, node, "'%s' has no value", name);
     if (strlen((const char *)node->data.scalar.value) != node->data.scalar.length)
         return routecfg_err(ctx, node, "'%s' contains a NUL character", name);
     *out = (const char *)node->data.scalar.value;
@@ -157,7 +125,7 @@ static int routecfg_int(routecfg_ctx_t *ctx, const yaml_node_t *node, const char
     return 0;
 bad:
     return routecfg_err(ctx, node, "'%s' must be an integer from %lld to %lld, not '%s'", name, (long long)min,
-                        (long long)max, routecfg_shown(v, shown, sizeof(shown)));
+                        (long long)max, yamlfile_shown(v, shown, sizeof(shown)));
 }
 
 static int routecfg_bool(routecfg_ctx_t *ctx, const yaml_node_t *node, const char *name, int *out)
@@ -169,7 +137,7 @@ static int routecfg_bool(routecfg_ctx_t *ctx, const yaml_node_t *node, const cha
     if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0) *out = 1;
     else if (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0) *out = 0;
     else return routecfg_err(ctx, node, "'%s' must be true or false, not '%s'", name,
-                             routecfg_shown(v, shown, sizeof(shown)));
+                             yamlfile_shown(v, shown, sizeof(shown)));
     return 0;
 }
 
@@ -189,7 +157,7 @@ static int routecfg_channel(routecfg_ctx_t *ctx, const yaml_node_t *node, const 
     if (routecfg_scalar(ctx, node, name, &v) != 0) return OMNI_ECONFIG;
     if ((c = routecfg_channel_index(v)) < 0)
         return routecfg_err(ctx, node, "'%s' must be chat, email, sns or phone, not '%s'", name,
-                            routecfg_shown(v, shown, sizeof(shown)));
+                            yamlfile_shown(v, shown, sizeof(shown)));
     *mask |= (uint8_t)(1u << c);
     return 0;
 }
@@ -202,7 +170,7 @@ static int routecfg_channels(routecfg_ctx_t *ctx, const yaml_node_t *node, const
     if (node->type == YAML_SCALAR_NODE) return routecfg_channel(ctx, node, name, mask);
     if (node->type != YAML_SEQUENCE_NODE)
         return routecfg_err(ctx, node, "'%s' must be a channel or a list of channels, not %s", name,
-                            routecfg_kind(node));
+                            yamlfile_kind(node));
     if (!empty_ok && node->data.sequence.items.start == node->data.sequence.items.top)
         return routecfg_err(ctx, node, "'%s' must not be empty", name);
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++)
@@ -213,7 +181,7 @@ static int routecfg_channels(routecfg_ctx_t *ctx, const yaml_node_t *node, const
 static int routecfg_mapping(routecfg_ctx_t *ctx, const yaml_node_t *node, const char *name)
 {
     if (node->type != YAML_MAPPING_NODE)
-        return routecfg_err(ctx, node, "'%s' must be a mapping, not %s", name, routecfg_kind(node));
+        return routecfg_err(ctx, node, "'%s' must be a mapping, not %s", name, yamlfile_kind(node));
     return 0;
 }
 
@@ -226,9 +194,9 @@ static int routecfg_key(routecfg_ctx_t *ctx, const yaml_node_t *map, const yaml_
     char shown[65];
 
     if (kn->type != YAML_SCALAR_NODE)
-        return routecfg_err(ctx, kn, "a key in '%s' must be a name, not %s", where, routecfg_kind(kn));
+        return routecfg_err(ctx, kn, "a key in '%s' must be a name, not %s", where, yamlfile_kind(kn));
     *key = (const char *)kn->data.scalar.value;
-    snprintf(full, fulllen, "%s.%s", where, routecfg_shown(*key, shown, sizeof(shown)));
+    snprintf(full, fulllen, "%s.%s", where, yamlfile_shown(*key, shown, sizeof(shown)));
     if (strlen(*key) != kn->data.scalar.length) return routecfg_err(ctx, kn, "unknown key '%s'", full);
     for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
         yaml_node_t *qn = routecfg_node(ctx, q->key);
@@ -297,7 +265,7 @@ static int routecfg_agents(routecfg_ctx_t *ctx, const yaml_node_t *node)
     static const char where[] = "routing.agents";
     routecfg_t *rc = ctx->rc;
 
-    if (routecfg_is_null(node)) return 0;
+    if (yamlfile_is_null(node)) return 0;
     if (routecfg_mapping(ctx, node, where) != 0) return OMNI_ECONFIG;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *vn = routecfg_node(ctx, p->value);
@@ -340,7 +308,7 @@ static int routecfg_span(routecfg_ctx_t *ctx, const yaml_node_t *node, const cha
     if (routecfg_scalar(ctx, node, name, &v) != 0) return OMNI_ECONFIG;
     if (hours_parse_range(v, &start, &end) != 0 || (r = hours_add_span(h, wday, start, end)) == OMNI_EINVAL)
         return routecfg_err(ctx, node, "'%s': bad time range '%s' (want HH:MM-HH:MM, start before end, at most 24:00)",
-                            name, routecfg_shown(v, shown, sizeof(shown)));
+                            name, yamlfile_shown(v, shown, sizeof(shown)));
     if (r == OMNI_ENOMEM) return routecfg_nomem(ctx);
     if (r) return routecfg_err(ctx, node, "'%s' has more than %d time ranges", name, HOURS_MAX_SPANS);
     return 0;
@@ -376,7 +344,7 @@ static int routecfg_weekly(routecfg_ctx_t *ctx, const yaml_node_t *node, const c
 static int routecfg_holidays(routecfg_ctx_t *ctx, const yaml_node_t *node, const char *name, hours_t *h)
 {
     if (node->type != YAML_SEQUENCE_NODE)
-        return routecfg_err(ctx, node, "'%s' must be a list of dates, not %s", name, routecfg_kind(node));
+        return routecfg_err(ctx, node, "'%s' must be a list of dates, not %s", name, yamlfile_kind(node));
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
         yaml_node_t *item = routecfg_node(ctx, *it);
         char shown[65];
@@ -386,7 +354,7 @@ static int routecfg_holidays(routecfg_ctx_t *ctx, const yaml_node_t *node, const
         if (routecfg_scalar(ctx, item, name, &v) != 0) return OMNI_ECONFIG;
         if (hours_parse_date(v, &y, &m, &d) != 0 || (r = hours_add_holiday(h, y, m, d)) == OMNI_EINVAL)
             return routecfg_err(ctx, item, "'%s': bad date '%s' (want YYYY-MM-DD)", name,
-                                routecfg_shown(v, shown, sizeof(shown)));
+                                yamlfile_shown(v, shown, sizeof(shown)));
         if (r == OMNI_ENOMEM) return routecfg_nomem(ctx);
         if (r) return routecfg_err(ctx, item, "'%s' has more than %d dates", name, HOURS_MAX_HOLIDAYS);
     }
@@ -402,7 +370,7 @@ static int routecfg_calendar(routecfg_ctx_t *ctx, const yaml_node_t *node, const
     const char *key, *zone = "Asia/Tokyo";
     int r, always_on = 0;
 
-    if (routecfg_is_null(node)) return routecfg_err(ctx, node, "'%s' has no value", where);
+    if (yamlfile_is_null(node)) return routecfg_err(ctx, node, "'%s' has no value", where);
     if (routecfg_mapping(ctx, node, where) != 0) return OMNI_ECONFIG;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *vn = routecfg_node(ctx, p->value);
@@ -426,21 +394,21 @@ static int routecfg_calendar(routecfg_ctx_t *ctx, const yaml_node_t *node, const
     case OMNI_ENOMEM: return routecfg_nomem(ctx);
     case OMNI_ENOTFOUND:
         return routecfg_err(ctx, tz ? tz : node, "'%s': unknown time zone '%s'", names[0],
-                            routecfg_shown(zone, shown, sizeof(shown)));
+                            yamlfile_shown(zone, shown, sizeof(shown)));
     case OMNI_ECONFIG:
         return routecfg_err(ctx, tz ? tz : node, "'%s': '%s' is not a time zone file (TZif)", names[0],
-                            routecfg_shown(zone, shown, sizeof(shown)));
+                            yamlfile_shown(zone, shown, sizeof(shown)));
     case OMNI_EIO:
         return routecfg_err(ctx, tz ? tz : node, "'%s': cannot read the zone file of '%s'", names[0],
-                            routecfg_shown(zone, shown, sizeof(shown)));
+                            yamlfile_shown(zone, shown, sizeof(shown)));
     default:
         return routecfg_err(ctx, tz ? tz : node, "'%s': '%s' is not a valid zone name such as Asia/Tokyo",
-                            names[0], routecfg_shown(zone, shown, sizeof(shown)));
+                            names[0], yamlfile_shown(zone, shown, sizeof(shown)));
     }
     /* From here the calendar is the caller's to free, error or not. */
     *out = h;
-    if (weekly && !routecfg_is_null(weekly) && (r = routecfg_weekly(ctx, weekly, names[1], h)) != 0) return r;
-    if (holidays && !routecfg_is_null(holidays) && (r = routecfg_holidays(ctx, holidays, names[2], h)) != 0)
+    if (weekly && !yamlfile_is_null(weekly) && (r = routecfg_weekly(ctx, weekly, names[1], h)) != 0) return r;
+    if (holidays && !yamlfile_is_null(holidays) && (r = routecfg_holidays(ctx, holidays, names[2], h)) != 0)
         return r;
     if (always_on) hours_set_always_open(h);
     return 0;
@@ -451,7 +419,7 @@ static int routecfg_calendars(routecfg_ctx_t *ctx, const yaml_node_t *node)
     static const char where[] = "routing.calendars";
     routecfg_t *rc = ctx->rc;
 
-    if (routecfg_is_null(node)) return 0;
+    if (yamlfile_is_null(node)) return 0;
     if (routecfg_mapping(ctx, node, where) != 0) return OMNI_ECONFIG;
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = routecfg_node(ctx, p->key);
@@ -509,7 +477,7 @@ static int routecfg_skill_expr(routecfg_ctx_t *ctx, const yaml_node_t *node, con
     const char *v, *p;
 
     if (routecfg_scalar(ctx, node, name, &v) != 0) return OMNI_ECONFIG;
-    routecfg_shown(v, shown, sizeof(shown));
+    yamlfile_shown(v, shown, sizeof(shown));
     p = v + strspn(v, " \t");
     if (!*p) return routecfg_err(ctx, node, "'%s' must not be empty (leave it out for no skills)", name);
     for (;;) {
@@ -551,7 +519,7 @@ static int routecfg_skills(routecfg_ctx_t *ctx, const yaml_node_t *node, const c
     if (node->type == YAML_SCALAR_NODE) return routecfg_skill_expr(ctx, node, where, q);
     if (node->type != YAML_MAPPING_NODE)
         return routecfg_err(ctx, node, "'%s' must be an expression such as \"account>=3 & ja\" or a mapping, not %s",
-                            where, routecfg_kind(node));
+                            where, yamlfile_kind(node));
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = routecfg_node(ctx, p->key);
         char full[ROUTECFG_PATH];
@@ -583,7 +551,7 @@ static int routecfg_strategy(routecfg_ctx_t *ctx, const yaml_node_t *node, const
     }
     return routecfg_err(ctx, node,
                         "'%s' must be longest_idle, least_occupancy, round_robin or fewest_assigned, not '%s'", name,
-                        routecfg_shown(v, shown, sizeof(shown)));
+                        yamlfile_shown(v, shown, sizeof(shown)));
 }
 
 /* One number for every channel, or per channel with `default` for the rest. */
@@ -592,7 +560,7 @@ static int routecfg_sla(routecfg_ctx_t *ctx, const yaml_node_t *node, const char
     if (node->type == YAML_SCALAR_NODE) return routecfg_int(ctx, node, where, 1, ROUTECFG_MS_MAX, &rq->sla_ms);
     if (node->type != YAML_MAPPING_NODE)
         return routecfg_err(ctx, node, "'%s' must be milliseconds or a mapping per channel, not %s", where,
-                            routecfg_kind(node));
+                            yamlfile_kind(node));
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *vn = routecfg_node(ctx, p->value);
         char full[ROUTECFG_PATH];
@@ -646,7 +614,7 @@ static int routecfg_steps(routecfg_ctx_t *ctx, const yaml_node_t *node, const ch
     int n = 0;
 
     if (node->type != YAML_SEQUENCE_NODE)
-        return routecfg_err(ctx, node, "'%s' must be a list, not %s", where, routecfg_kind(node));
+        return routecfg_err(ctx, node, "'%s' must be a list, not %s", where, yamlfile_kind(node));
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++, n++) {
         yaml_node_t *item = routecfg_node(ctx, *it);
         router_step_t *st;
@@ -704,7 +672,7 @@ static int routecfg_after_hours(routecfg_ctx_t *ctx, const yaml_node_t *node, co
             if (strcmp(v, "queue") == 0) q->after_hours = ROUTECFG_AFTER_QUEUE;
             else if (strcmp(v, "reject") == 0) q->after_hours = ROUTECFG_AFTER_REJECT;
             else return routecfg_err(ctx, vn, "'%s' must be queue or reject, not '%s'", full,
-                                     routecfg_shown(v, shown, sizeof(shown)));
+                                     yamlfile_shown(v, shown, sizeof(shown)));
         } else if (strcmp(key, "message") == 0) {
             if (routecfg_scalar(ctx, vn, full, &v) != 0) return OMNI_ECONFIG;
             if (strlen(v) >= ROUTECFG_MESSAGE_MAX)
@@ -729,7 +697,7 @@ static int routecfg_calendar_ref(routecfg_ctx_t *ctx, const yaml_node_t *node, c
         }
     }
     return routecfg_err(ctx, node, "'%s': no calendar '%s' in routing.calendars", where,
-                        routecfg_shown(name, shown, sizeof(shown)));
+                        yamlfile_shown(name, shown, sizeof(shown)));
 }
 
 /* What a queue is when the file does not say: also the whole of the contract's default queue. */
@@ -756,7 +724,7 @@ static int routecfg_queue_key(routecfg_ctx_t *ctx, const char *key, const yaml_n
 
     if (strcmp(key, "name") == 0) return routecfg_name(ctx, vn, full, q->name);
     if (strcmp(key, "channels") == 0) return routecfg_channels(ctx, vn, full, 0, &q->rq.channels);
-    if (strcmp(key, "skills") == 0) return routecfg_is_null(vn) ? 0 : routecfg_skills(ctx, vn, full, q);
+    if (strcmp(key, "skills") == 0) return yamlfile_is_null(vn) ? 0 : routecfg_skills(ctx, vn, full, q);
     if (strcmp(key, "team") == 0) return routecfg_name(ctx, vn, full, q->team);
     if (strcmp(key, "priority_ms") == 0)
         return routecfg_int(ctx, vn, full, -ROUTECFG_MS_MAX, ROUTECFG_MS_MAX, &q->rq.priority_ms);
@@ -765,7 +733,7 @@ static int routecfg_queue_key(routecfg_ctx_t *ctx, const char *key, const yaml_n
     if (strcmp(key, "offer_timeout_ms") == 0)
         return routecfg_int(ctx, vn, full, 0, ROUTECFG_MS_MAX, &q->rq.offer_timeout_ms);
     if (strcmp(key, "sla_ms") == 0) return routecfg_sla(ctx, vn, full, &q->rq);
-    if (strcmp(key, "steps") == 0) return routecfg_is_null(vn) ? 0 : routecfg_steps(ctx, vn, full, &q->rq);
+    if (strcmp(key, "steps") == 0) return yamlfile_is_null(vn) ? 0 : routecfg_steps(ctx, vn, full, &q->rq);
     if (strcmp(key, "overflow") == 0) return routecfg_overflow(ctx, vn, full, qi);
     if (strcmp(key, "max_length") == 0) {
         if ((r = routecfg_int(ctx, vn, full, 0, ROUTECFG_TASKS_MAX, &v)) == 0) q->rq.max_len = (uint32_t)v;
@@ -802,7 +770,7 @@ static int routecfg_queue(routecfg_ctx_t *ctx, const yaml_node_t *node, size_t q
     for (size_t i = 0; i < qi; i++)
         if (strcmp(ctx->rc->queues[i].name, q->name) == 0)
             return routecfg_err(ctx, name_node, "queue '%s' is defined twice",
-                                routecfg_shown(q->name, shown, sizeof(shown)));
+                                yamlfile_shown(q->name, shown, sizeof(shown)));
     /* Without a calendar a queue is never after hours, so the setting would be silently dead. */
     if (after_hours && q->calendar < 0)
         return routecfg_err(ctx, after_hours, "'%s.after_hours' needs 'hours' (a calendar)", where);
@@ -823,7 +791,7 @@ static int routecfg_queues(routecfg_ctx_t *ctx, const yaml_node_t *node)
     routecfg_t *rc = ctx->rc;
 
     if (node->type != YAML_SEQUENCE_NODE)
-        return routecfg_err(ctx, node, "'%s' must be a list, not %s", where, routecfg_kind(node));
+        return routecfg_err(ctx, node, "'%s' must be a list, not %s", where, yamlfile_kind(node));
     if (node->data.sequence.items.start == node->data.sequence.items.top)
         return routecfg_err(ctx, node, "'%s' must not be empty (leave it out for the single default queue)", where);
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
@@ -853,17 +821,17 @@ static int routecfg_check_overflows(routecfg_ctx_t *ctx)
         if ((to = routecfg_queue_index(rc, q->overflow)) < 0)
             return routecfg_err(ctx, ctx->overflow_node[i],
                                 "queue '%s' overflows to '%s', which is not in routing.queues",
-                                routecfg_shown(q->name, shown, sizeof(shown)),
-                                routecfg_shown(q->overflow, shown2, sizeof(shown2)));
+                                yamlfile_shown(q->name, shown, sizeof(shown)),
+                                yamlfile_shown(q->overflow, shown2, sizeof(shown2)));
         if ((size_t)to == i)
             return routecfg_err(ctx, ctx->overflow_node[i], "queue '%s' cannot overflow to itself",
-                                routecfg_shown(q->name, shown, sizeof(shown)));
+                                yamlfile_shown(q->name, shown, sizeof(shown)));
         /* A chain longer than the queue count has revisited a queue: the router refuses cycles. */
         while (to >= 0 && rc->queues[to].overflow[0] && (size_t)++hops <= rc->n_queues)
             to = routecfg_queue_index(rc, rc->queues[to].overflow);
         if ((size_t)hops > rc->n_queues)
             return routecfg_err(ctx, ctx->overflow_node[i], "overflow from queue '%s' leads round in a cycle",
-                                routecfg_shown(q->name, shown, sizeof(shown)));
+                                yamlfile_shown(q->name, shown, sizeof(shown)));
     }
     return 0;
 }
@@ -885,8 +853,8 @@ static int routecfg_check_rules(routecfg_ctx_t *ctx, const yaml_node_t *rules, i
             else if (strcmp(key, "queue") == 0) queue = vn;
         }
         if (!queue || routecfg_queue_index(ctx->rc, (const char *)queue->data.scalar.value) >= 0) continue;
-        routecfg_shown(name, shown, sizeof(shown));
-        routecfg_shown((const char *)queue->data.scalar.value, shown2, sizeof(shown2));
+        yamlfile_shown(name, shown, sizeof(shown));
+        yamlfile_shown((const char *)queue->data.scalar.value, shown2, sizeof(shown2));
         if (!queues_given)
             return routecfg_err(ctx, queue,
                                 "rule '%s' picks queue '%s', but without routing.queues the only queue is '%s'",
@@ -914,7 +882,7 @@ static int routecfg_routing(routecfg_ctx_t *ctx, const yaml_node_t *node)
         if (strcmp(key, "default_queue") == 0) dq = vn;
         else if (strcmp(key, "agents") == 0) agents = vn;
         else if (strcmp(key, "calendars") == 0) calendars = vn;
-        else if (strcmp(key, "queues") == 0) queues = routecfg_is_null(vn) ? NULL : vn;
+        else if (strcmp(key, "queues") == 0) queues = yamlfile_is_null(vn) ? NULL : vn;
         else if (strcmp(key, "rules") == 0) rules = vn;
         else return routecfg_unknown(ctx, p, full);
     }
@@ -928,7 +896,7 @@ static int routecfg_routing(routecfg_ctx_t *ctx, const yaml_node_t *node)
     if (queues && routecfg_queue_index(rc, rc->default_queue) < 0) {
         if (dq)
             return routecfg_err(ctx, dq, "'routing.default_queue': queue '%s' is not in routing.queues",
-                                routecfg_shown(rc->default_queue, shown, sizeof(shown)));
+                                yamlfile_shown(rc->default_queue, shown, sizeof(shown)));
         return routecfg_err(ctx, queues,
                             "no queue named 'default' in routing.queues: add one or set routing.default_queue");
     }
@@ -945,16 +913,16 @@ static int routecfg_find(routecfg_ctx_t *ctx, yaml_node_t **out)
     yaml_node_t *root = yaml_document_get_root_node(ctx->doc);
 
     *out = NULL;
-    if (!root || routecfg_is_null(root)) return 0;
+    if (!root || yamlfile_is_null(root)) return 0;
     if (root->type != YAML_MAPPING_NODE)
-        return routecfg_err(ctx, root, "the top level must be a mapping of keys, not %s", routecfg_kind(root));
+        return routecfg_err(ctx, root, "the top level must be a mapping of keys, not %s", yamlfile_kind(root));
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = routecfg_node(ctx, p->key);
         if (kn->type != YAML_SCALAR_NODE || strcmp((const char *)kn->data.scalar.value, "routing") != 0) continue;
         if (*out) return routecfg_err(ctx, kn, "duplicate key 'routing'");
         *out = routecfg_node(ctx, p->value);
     }
-    if (*out && routecfg_is_null(*out)) *out = NULL;
+    if (*out && yamlfile_is_null(*out)) *out = NULL;
     return 0;
 }
 
@@ -1102,6 +1070,6 @@ int routecfg_apply(const routecfg_t *rc, router_t *r, char *err, size_t errlen)
 out:
     if (e && err && errlen)
         snprintf(err, errlen, "routing.queues[%zu] '%s': the router refused its %s: %s", i,
-                 routecfg_shown(rc->queues[i].name, shown, sizeof(shown)), what, omni_strerror(e));
+                 yamlfile_shown(rc->queues[i].name, shown, sizeof(shown)), what, omni_strerror(e));
     return e == OMNI_ENOMEM ? e : e ? OMNI_ECONFIG : 0;
 }

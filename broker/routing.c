@@ -119,6 +119,13 @@ static const char *const strategy_names[] = {"longest_idle", "least_occupancy", 
 
 static int rch(int chnum) { return chnum - 1; } /* Omni__V1__Channel -> ROUTER_CH_* */
 
+static const Omni__V1__AgentState agent_state[] = {
+    [ROUTER_OFFLINE] = OMNI__V1__AGENT_STATE__AGENT_STATE_OFFLINE,
+    [ROUTER_AVAILABLE] = OMNI__V1__AGENT_STATE__AGENT_STATE_AVAILABLE,
+    [ROUTER_AWAY] = OMNI__V1__AGENT_STATE__AGENT_STATE_AWAY,
+    [ROUTER_WRAP_UP] = OMNI__V1__AGENT_STATE__AGENT_STATE_WRAP_UP,
+};
+
 /* ---------- conversations ---------- */
 
 static void conv_free(conv_t *c)
@@ -703,15 +710,9 @@ static void on_revoke(routing_t *rt, conv_t *c, const router_decision_t *d)
 
 static void on_state(routing_t *rt, const router_decision_t *d)
 {
-    static const Omni__V1__AgentState states[] = {
-        [ROUTER_OFFLINE] = OMNI__V1__AGENT_STATE__AGENT_STATE_OFFLINE,
-        [ROUTER_AVAILABLE] = OMNI__V1__AGENT_STATE__AGENT_STATE_AVAILABLE,
-        [ROUTER_AWAY] = OMNI__V1__AGENT_STATE__AGENT_STATE_AWAY,
-        [ROUTER_WRAP_UP] = OMNI__V1__AGENT_STATE__AGENT_STATE_WRAP_UP,
-    };
     Omni__V1__AgentStatus s = OMNI__V1__AGENT_STATUS__INIT;
     Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
-    s.state = states[d->state];
+    s.state = agent_state[d->state];
     s.reason = d->state == ROUTER_AWAY ? "missed_offers" : d->state == ROUTER_WRAP_UP ? "wrap_up" : "wrap_up_done";
     if (d->state == ROUTER_AWAY) {
         metrics_inc(M_AUTO_PAUSED);
@@ -1113,15 +1114,9 @@ static void req_ok(const req_t *r)
 
 static void send_status(const req_t *r, router_state_t st, const char *reason)
 {
-    static const Omni__V1__AgentState states[] = {
-        [ROUTER_OFFLINE] = OMNI__V1__AGENT_STATE__AGENT_STATE_OFFLINE,
-        [ROUTER_AVAILABLE] = OMNI__V1__AGENT_STATE__AGENT_STATE_AVAILABLE,
-        [ROUTER_AWAY] = OMNI__V1__AGENT_STATE__AGENT_STATE_AWAY,
-        [ROUTER_WRAP_UP] = OMNI__V1__AGENT_STATE__AGENT_STATE_WRAP_UP,
-    };
     Omni__V1__AgentStatus s = OMNI__V1__AGENT_STATUS__INIT;
     Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
-    s.state = states[st];
+    s.state = agent_state[st];
     s.reason = (char *)reason;
     env.request_id = r->request_id;
     env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_STATUS;

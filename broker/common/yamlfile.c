@@ -80,3 +80,46 @@ out:
     fclose(f);
     return rc;
 }
+
+const char *yamlfile_kind(const yaml_node_t *node)
+{
+    switch (node->type) {
+    case YAML_MAPPING_NODE: return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a list";
+    default: return "a scalar";
+    }
+}
+
+/* Quoted values stay on one line and short, whatever the file holds. */
+const char *yamlfile_shown(const char *s, char *buf, size_t len)
+{
+    size_t i = 0;
+    for (; s && s[i] && i + 1 < len; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+/* YAML's null is a plain "", "~", null, Null or NULL; a quoted "" is an empty string instead. */
+int yamlfile_is_null(const yaml_node_t *node)
+{
+    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *v = (const char *)node->data.scalar.value;
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+           strcmp(v, "NULL") == 0;
+}
+
+int yamlfile_verr(char *err, size_t errlen, const char *path, const yaml_node_t *node, const char *fmt,
+                  va_list ap)
+{
+    char msg[320];
+    if (!err || !errlen)
+        return OMNI_ECONFIG;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (node)
+        snprintf(err, errlen, "%s:%zu: %s", path, (size_t)node->start_mark.line + 1, msg);
+    else
+        snprintf(err, errlen, "%s: %s", path, msg);
+    return OMNI_ECONFIG;
+}

@@ -370,51 +370,19 @@ static int match_err(match_ctx_t *ctx, const yaml_node_t *node, const char *fmt,
 /* Writes "PATH:LINE: message" and returns OMNI_ECONFIG, so callers can `return match_err(...)`. */
 static int match_err(match_ctx_t *ctx, const yaml_node_t *node, const char *fmt, ...)
 {
-    char msg[256];
     va_list ap;
-
-    if (!ctx->err || ctx->errlen == 0) return OMNI_ECONFIG;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    yamlfile_verr(ctx->err, ctx->errlen, ctx->path, node, fmt, ap);
     va_end(ap);
-    if (node) snprintf(ctx->err, ctx->errlen, "%s:%zu: %s", ctx->path, (size_t)node->start_mark.line + 1, msg);
-    else snprintf(ctx->err, ctx->errlen, "%s: %s", ctx->path, msg);
     return OMNI_ECONFIG;
-}
-
-static const char *match_kind(const yaml_node_t *node)
-{
-    switch (node->type) {
-    case YAML_MAPPING_NODE: return "a mapping";
-    case YAML_SEQUENCE_NODE: return "a list";
-    default: return "a scalar";
-    }
-}
-
-/* Quoted values stay on one line and short, whatever the file holds. */
-static const char *match_shown(const char *s, char *buf, size_t len)
-{
-    size_t i = 0;
-
-    for (; s && s[i] && i + 1 < len; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    buf[i] = '\0';
-    return buf;
-}
-
-static int match_is_null(const yaml_node_t *node)
-{
-    const char *v = (const char *)node->data.scalar.value;
-
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
-    return v[0] == '\0' || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0;
 }
 
 /* A scalar with a value; an embedded NUL would silently cut a keyword short, so it is refused. */
 static int match_scalar(match_ctx_t *ctx, const yaml_node_t *node, const char *name, const char **out)
 {
     if (node->type != YAML_SCALAR_NODE)
-        return match_err(ctx, node, "'%s' must be a value, not %s", name, match_kind(node));
-    if (match_is_null(node)) return match_err(ctx, node, "'%s' has no value", name);
+        return match_err(ctx, node, "'%s' must be a value, not %s", name, yamlfile_kind(node));
+    if (yamlfile_is_null(node)) return match_err(ctx, node, "'%s' has no value", name);
     if (strlen((const char *)node->data.scalar.value) != node->data.scalar.length)
         return match_err(ctx, node, "'%s' contains a NUL character", name);
     *out = (const char *)node->data.scalar.value;
@@ -429,7 +397,7 @@ static int match_bool(match_ctx_t *ctx, const yaml_node_t *node, const char *nam
     if (match_scalar(ctx, node, name, &v) != 0) return OMNI_ECONFIG;
     if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0) *out = 1;
     else if (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0) *out = 0;
-    else return match_err(ctx, node, "'%s' must be true or false, not '%s'", name, match_shown(v, shown, sizeof(shown)));
+    else return match_err(ctx, node, "'%s' must be true or false, not '%s'", name, yamlfile_shown(v, shown, sizeof(shown)));
     return 0;
 }
 
@@ -451,7 +419,7 @@ static int match_ms(match_ctx_t *ctx, const yaml_node_t *node, const char *name,
     return 0;
 bad:
     return match_err(ctx, node, "'%s' must be an integer within +/-%lld, not '%s'", name,
-                     (long long)MATCH_PRIORITY_MAX, match_shown(v, shown, sizeof(shown)));
+                     (long long)MATCH_PRIORITY_MAX, yamlfile_shown(v, shown, sizeof(shown)));
 }
 
 /* A name field with the length limit the router will apply later. */
@@ -477,7 +445,7 @@ static int match_channel(match_ctx_t *ctx, const yaml_node_t *item, const char *
         }
     }
     return match_err(ctx, item, "'%s' must be chat, email, sns or phone, not '%s'", name,
-                     match_shown(v, shown, sizeof(shown)));
+                     yamlfile_shown(v, shown, sizeof(shown)));
 }
 
 /* "channels: sns" is shorthand for a one-item list. */
@@ -486,7 +454,7 @@ static int match_channels(match_ctx_t *ctx, const yaml_node_t *node, const char 
     *out = 0;
     if (node->type == YAML_SCALAR_NODE) return match_channel(ctx, node, name, out);
     if (node->type != YAML_SEQUENCE_NODE)
-        return match_err(ctx, node, "'%s' must be a channel or a list of channels, not %s", name, match_kind(node));
+        return match_err(ctx, node, "'%s' must be a channel or a list of channels, not %s", name, yamlfile_kind(node));
     if (node->data.sequence.items.start == node->data.sequence.items.top)
         return match_err(ctx, node, "'%s' must not be empty", name);
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++)
@@ -499,7 +467,7 @@ static int match_keywords(match_ctx_t *ctx, const yaml_node_t *node, const char 
 {
     *n = 0;
     if (node->type != YAML_SEQUENCE_NODE)
-        return match_err(ctx, node, "'%s' must be a list, not %s", name, match_kind(node));
+        return match_err(ctx, node, "'%s' must be a list, not %s", name, yamlfile_kind(node));
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
         const char *v;
@@ -518,7 +486,7 @@ static int match_keywords(match_ctx_t *ctx, const yaml_node_t *node, const char 
 static int match_attrs(match_ctx_t *ctx, const yaml_node_t *node, const char *name, match_rule_t *r)
 {
     if (node->type != YAML_MAPPING_NODE)
-        return match_err(ctx, node, "'%s' must be a mapping, not %s", name, match_kind(node));
+        return match_err(ctx, node, "'%s' must be a mapping, not %s", name, yamlfile_kind(node));
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
@@ -554,7 +522,7 @@ static int match_dup_key(match_ctx_t *ctx, const yaml_node_t *map, const yaml_no
 static int match_key(match_ctx_t *ctx, const yaml_node_t *kn, const char **key)
 {
     *key = "";
-    if (kn->type != YAML_SCALAR_NODE) return match_err(ctx, kn, "a key must be a name, not %s", match_kind(kn));
+    if (kn->type != YAML_SCALAR_NODE) return match_err(ctx, kn, "a key must be a name, not %s", yamlfile_kind(kn));
     *key = (const char *)kn->data.scalar.value;
     return 0;
 }
@@ -570,7 +538,7 @@ static int match_load_rule(match_ctx_t *ctx, match_rules_t *dst, const yaml_node
 
     snprintf(where, sizeof(where), "routing.rules[%zu].", idx);
     if (node->type != YAML_MAPPING_NODE)
-        return match_err(ctx, node, "'routing.rules[%zu]' must be a mapping, not %s", idx, match_kind(node));
+        return match_err(ctx, node, "'routing.rules[%zu]' must be a mapping, not %s", idx, yamlfile_kind(node));
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
@@ -578,7 +546,7 @@ static int match_load_rule(match_ctx_t *ctx, match_rules_t *dst, const yaml_node
         int b;
 
         if (match_key(ctx, kn, &key) != 0 || match_dup_key(ctx, node, p, where) != 0) return OMNI_ECONFIG;
-        snprintf(name, sizeof(name), "%s%s", where, match_shown(key, shown, sizeof(shown)));
+        snprintf(name, sizeof(name), "%s%s", where, yamlfile_shown(key, shown, sizeof(shown)));
         if (strcmp(key, "name") == 0) rc = match_name(ctx, vn, name, MATCH_NAME_MAX, &r.name);
         else if (strcmp(key, "queue") == 0) rc = match_name(ctx, vn, name, MATCH_NAME_MAX, &r.queue);
         else if (strcmp(key, "category") == 0) rc = match_name(ctx, vn, name, MATCH_NAME_MAX, &r.category);
@@ -587,7 +555,7 @@ static int match_load_rule(match_ctx_t *ctx, match_rules_t *dst, const yaml_node
             if ((rc = match_scalar(ctx, vn, name, &r.provider)) == 0 && strcmp(r.provider, "line") != 0 &&
                 strcmp(r.provider, "messenger") != 0 && strcmp(r.provider, "x") != 0)
                 rc = match_err(ctx, vn, "'%s' must be line, messenger or x, not '%s'", name,
-                               match_shown(r.provider, shown, sizeof(shown)));
+                               yamlfile_shown(r.provider, shown, sizeof(shown)));
         } else if (strcmp(key, "public") == 0) {
             if ((rc = match_bool(ctx, vn, name, &b)) == 0) r.is_public = b ? MATCH_YES : MATCH_NO;
         } else if (strcmp(key, "locale") == 0) {
@@ -597,7 +565,7 @@ static int match_load_rule(match_ctx_t *ctx, match_rules_t *dst, const yaml_node
                     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                           ((c == '-' || c == '_') && v != r.locale))) {
                         rc = match_err(ctx, vn, "'%s' must be a language prefix such as ja or en-US, not '%s'",
-                                       name, match_shown(r.locale, shown, sizeof(shown)));
+                                       name, yamlfile_shown(r.locale, shown, sizeof(shown)));
                         break;
                     }
                 }
@@ -612,13 +580,13 @@ static int match_load_rule(match_ctx_t *ctx, match_rules_t *dst, const yaml_node
     r.keywords = kw;
     if (!r.name) return match_err(ctx, node, "'routing.rules[%zu]' has no 'name'", idx);
     if (!r.queue && !r.boost)
-        return match_err(ctx, node, "rule '%s' needs a 'queue' (or 'boost: true')", match_shown(r.name, shown, sizeof(shown)));
+        return match_err(ctx, node, "rule '%s' needs a 'queue' (or 'boost: true')", yamlfile_shown(r.name, shown, sizeof(shown)));
     if ((rc = match_build(dst, &r, &s, &why)) != 0) {
         if (rc == OMNI_ENOMEM) {
             match_err(ctx, NULL, "out of memory");
             return rc;
         }
-        return match_err(ctx, node, "rule '%s': %s", match_shown(r.name, shown, sizeof(shown)), why);
+        return match_err(ctx, node, "rule '%s': %s", yamlfile_shown(r.name, shown, sizeof(shown)), why);
     }
     dst->r[dst->n++] = s;
     return 0;
@@ -629,9 +597,9 @@ static int match_load_rules(match_ctx_t *ctx, match_rules_t *dst, const yaml_nod
     size_t idx = 0;
     int rc;
 
-    if (match_is_null(vn)) return 0;
+    if (yamlfile_is_null(vn)) return 0;
     if (vn->type != YAML_SEQUENCE_NODE)
-        return match_err(ctx, vn, "'routing.rules' must be a list, not %s", match_kind(vn));
+        return match_err(ctx, vn, "'routing.rules' must be a list, not %s", yamlfile_kind(vn));
     for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++, idx++) {
         yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
         if (idx == MATCH_MAX_RULES)
@@ -643,9 +611,9 @@ static int match_load_rules(match_ctx_t *ctx, match_rules_t *dst, const yaml_nod
 
 static int match_load_routing(match_ctx_t *ctx, match_rules_t *dst, const yaml_node_t *node)
 {
-    if (match_is_null(node)) return 0;
+    if (yamlfile_is_null(node)) return 0;
     if (node->type != YAML_MAPPING_NODE)
-        return match_err(ctx, node, "'routing' must be a mapping, not %s", match_kind(node));
+        return match_err(ctx, node, "'routing' must be a mapping, not %s", yamlfile_kind(node));
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
@@ -661,7 +629,7 @@ static int match_load_routing(match_ctx_t *ctx, match_rules_t *dst, const yaml_n
             if ((rc = match_load_rules(ctx, dst, vn)) != 0) return rc;
         } else if (strcmp(key, "agents") != 0 && strcmp(key, "calendars") != 0 && strcmp(key, "queues") != 0) {
             /* agents, calendars and queues share the section but are broker/routecfg.c's to check. */
-            return match_err(ctx, kn, "unknown key 'routing.%s'", match_shown(key, shown, sizeof(shown)));
+            return match_err(ctx, kn, "unknown key 'routing.%s'", yamlfile_shown(key, shown, sizeof(shown)));
         }
     }
     return 0;
@@ -716,12 +684,12 @@ int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, siz
         goto out;
     }
     root = yaml_document_get_root_node(&doc);
-    if (!root || match_is_null(root)) {
+    if (!root || yamlfile_is_null(root)) {
         rc = match_err(&ctx, NULL, "no 'routing' section");
         goto out;
     }
     if (root->type != YAML_MAPPING_NODE) {
-        rc = match_err(&ctx, root, "the top level must be a mapping of keys, not %s", match_kind(root));
+        rc = match_err(&ctx, root, "the top level must be a mapping of keys, not %s", yamlfile_kind(root));
         goto out;
     }
     int seen = 0;
@@ -731,7 +699,7 @@ int match_rules_load_yaml(match_rules_t *rules, const char *path, char *err, siz
         char shown[65];
         if ((rc = match_key(&ctx, kn, &key)) != 0 || (rc = match_dup_key(&ctx, root, p, "")) != 0) goto out;
         if (strcmp(key, "routing") != 0) {
-            rc = match_err(&ctx, kn, "unknown key '%s'", match_shown(key, shown, sizeof(shown)));
+            rc = match_err(&ctx, kn, "unknown key '%s'", yamlfile_shown(key, shown, sizeof(shown)));
             goto out;
         }
         seen = 1;
