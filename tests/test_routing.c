@@ -514,9 +514,25 @@ Test(routing, transfer_to_another_queue_reaches_a_skilled_agent)
     cr_assert_str_eq(as->assignment->conversation_id, ack.conversation_id);
     cr_assert_str_eq(as->assignment->queue, "billing");
     ra_free(as);
+    /* And back to one named agent, who need not have the queue's skills. */
+    tr.queue = "";
+    tr.agent_id = "nobody";
+    ra_simple(&b, OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER, &tr);
+    cr_assert_str_eq(error_code(&b), "unknown_agent");
+    tr.agent_id = "front";
+    ra_simple(&b, OMNI__V1__AGENT_ENVELOPE__BODY_TRANSFER, &tr);
+    ok = ra_expect(&b, OMNI__V1__AGENT_ENVELOPE__BODY_OK, 3000);
+    cr_assert_not_null(ok);
+    ra_free(ok);
+    Omni__V1__AgentEnvelope *of = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OFFER, 5000);
+    cr_assert_not_null(of, "the named agent gets the offer");
+    cr_assert_str_eq(of->offer->conversation_id, ack.conversation_id);
+    cr_assert_str_eq(of->offer->strategy, "sticky");
+    ra_free(of);
     char kinds[512];
     kinds_of(ack.conversation_id, kinds, sizeof(kinds));
-    cr_assert_str_eq(kinds, "conversation_opened queued message offered assigned transferred offered assigned");
+    cr_assert_str_eq(kinds, "conversation_opened queued message offered assigned transferred offered assigned "
+                            "transferred offered");
     ra_close(&a);
     ra_close(&b);
     omni_adapter_destroy(&chat);
@@ -545,6 +561,12 @@ Test(routing, fraud_keywords_jump_the_queue)
     open_chat();
     say("f-1", "chat:visitor-8", "住所を変更したい", &k1);
     say("f-2", "chat:visitor-9", "カードの不正利用があります", &k2);
+    char out[8192];
+    const char *args[] = {"queues", "--json", NULL};
+    cr_assert_eq(h_omnictl(&H, out, sizeof(out), args), 0);
+    const char *g = strstr(out, "\"name\":\"general\"");
+    cr_assert_not_null(g, "%s", out);
+    cr_assert_not_null(strstr(g, "\"waiting\":2"), "two wait in general: %s", out);
     ra_open(&a, "first");
     ra_login(&a, NULL, 0, 1);
     Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
