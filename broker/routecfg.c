@@ -441,11 +441,12 @@ static int routecfg_calendars(routecfg_ctx_t *ctx, const yaml_node_t *node)
 
 /* ---- queues ---- */
 
-/* Skill names travel in agent logins ("--skills a,b") and in this expression language. */
+/* Skill names travel in agent logins ("--skills a,b") and in this expression language; ':'
+ * allows the language skills the broker derives from Login.languages ("lang:ja"). */
 static int routecfg_skill_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '.' || c >= 0x80;
+           c == '.' || c == ':' || c >= 0x80;
 }
 
 static int routecfg_req_add(routecfg_ctx_t *ctx, const yaml_node_t *node, const char *name, routecfg_queue_t *q,

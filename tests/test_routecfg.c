@@ -620,3 +620,20 @@ Test(routecfg, apply_default_and_refusals)
     router_destroy(&r);
     cr_assert_eq(routecfg_apply(NULL, NULL, err, sizeof(err)), OMNI_EINVAL);
 }
+
+Test(routecfg, language_skills_from_logins_can_be_required)
+{
+    char err[256];
+    routecfg_t *rc = NULL;
+    char path[] = "/tmp/omni-routecfg-lang-XXXXXX";
+    int fd = mkstemp(path);
+    const char *yaml = "routing:\n  default_queue: ja\n  queues:\n    - name: ja\n      skills: \"lang:ja & billing>=2\"\n";
+    cr_assert(fd >= 0 && write(fd, yaml, strlen(yaml)) == (ssize_t)strlen(yaml));
+    close(fd);
+    cr_assert_eq(routecfg_load(path, &rc, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rc->queues[0].n_req, 2);
+    cr_assert_str_eq(rc->queues[0].req[0].skill, "lang:ja");
+    cr_assert_eq(rc->queues[0].req[1].level, 2);
+    routecfg_destroy(&rc);
+    unlink(path);
+}
