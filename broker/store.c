@@ -461,7 +461,7 @@ static void finish_route(store_t *st, call_t *call, redisReply *r)
         if (e->element[2]->type == REDIS_REPLY_STRING && e->element[2]->len > 0) {
             unsigned long long fs = 0;
             res[i].duplicate = 1;
-            if (sscanf(e->element[2]->str, "%llu %47s", &fs, res[i].first_outbound) >= 1)
+            if (sscanf(e->element[2]->str, "%llu %39s", &fs, res[i].first_outbound) >= 1)
                 res[i].first_seq = fs;
         }
         if (res[i].seq > st->last_seq)

@@ -112,7 +112,7 @@ typedef struct {
     size_t n_history;
     int duplicate;              /* reply_key seen before: nothing was done */
     uint64_t first_seq;         /* duplicate: the first reply's seq and outbound id */
-    char first_outbound[48];
+    char first_outbound[40];   /* = rop_t.outbound_id */
 } store_route_result_t;
 
 /* err as for store_ingest_cb; res has one entry per op, borrowed during the callback. */
