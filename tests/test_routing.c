@@ -801,12 +801,10 @@ Test(routing, twenty_agents_two_thousand_conversations_one_killed, .timeout = 30
     static const char *texts[3] = {"パスワードを忘れました", "請求金額が違います", "配送状況を知りたい"};
     omni_adapter_t *ad[4];
     pid_t pids[20];
+    static const char *ids[4] = {"t-load-chat", "t-load-email", "t-load-sns", "t-load-phone"};
     for (int c = 0; c < 4; c++) {
         omni_adapter_opts_t o;
-        char id[16];
-        snprintf(id, sizeof(id), "t-load-%d", c);
-        h_adapter_opts(&o, &H, id, chans[c]);
-        o.adapter_id = strdup(id);
+        h_adapter_opts(&o, &H, ids[c], chans[c]);
         o.on_ack = NULL;
         o.on_outbound = on_outbound_ok;
         cr_assert_eq(omni_adapter_new(&o, &ad[c]), 0);
