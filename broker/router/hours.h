@@ -25,15 +25,18 @@ typedef struct hours hours_t;
 
 /* tz: IANA name ("Asia/Tokyo"); NULL or "" = Asia/Tokyo. zoneinfo_dir: NULL = /usr/share/zoneinfo
  * (tests may point elsewhere). OMNI_EINVAL bad name (absolute, "..", too long), OMNI_ENOTFOUND no
- * such zone file, OMNI_ECONFIG not a TZif file, OMNI_ENOMEM. A new calendar has no spans: always
+ * such zone file (or a directory), OMNI_EIO unreadable, OMNI_ECONFIG not a TZif file, OMNI_ENOMEM. A new calendar has no spans: always
  * closed until spans are added (use hours_set_always_open for 24/7). */
 int hours_new(const char *tz, const char *zoneinfo_dir, hours_t **out);
 void hours_destroy(hours_t **h);
 
-/* wday 0 = Sunday .. 6 = Saturday; 0 <= start_min < end_min <= 1440. Spans may overlap. */
+/* wday 0 = Sunday .. 6 = Saturday; 0 <= start_min < end_min <= 1440. Spans may overlap.
+ * OMNI_EINVAL bad values, OMNI_ETOOBIG more than HOURS_MAX_SPANS on that day. */
 int hours_add_span(hours_t *h, int wday, int start_min, int end_min);
-/* Local calendar date (y, 1..12, 1..31), validated. */
+/* Local calendar date (year 1..9999, 1..12, 1..31), validated; a repeat is ignored.
+ * OMNI_EINVAL bad date, OMNI_ETOOBIG more than HOURS_MAX_HOLIDAYS. */
 int hours_add_holiday(hours_t *h, int year, int month, int day);
+/* One whole-day span on every weekday: holidays still close their day. */
 void hours_set_always_open(hours_t *h);
 
 /* "09:00-18:00" (also "9:00-18:00", "00:00-24:00") -> minutes; OMNI_EINVAL otherwise. */
