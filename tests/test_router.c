@@ -965,6 +965,22 @@ Test(router, overflow_by_wait_keeps_the_age)
     check(40000);
 }
 
+Test(router, an_overflowed_task_takes_the_new_queue_priority_and_keeps_its_own)
+{
+    int expert = add_level_queue("expert", 5, 0);
+    router_queue_cfg_t qc = {.name = "vip", .team = -1, .priority_ms = 60000};
+    int vip;
+    cr_assert_eq(router_queue_add(r, &qc, &vip), 0);
+    cr_assert_eq(router_queue_set_overflow(r, expert, vip, 10000), 0);
+    add_agent("a", -1, 1);
+    cr_assert_eq(router_enqueue(r, "t", expert, ROUTER_CH_CHAT, 5000, NULL, 0), 0);
+    cr_assert_eq(router_advance(r, 10000), 0);
+    avail("a", 20000);
+    expect_offer("t", "a");
+    cr_assert_eq(last()->d.score, 20000 + 60000 + 5000);
+    check(20000);
+}
+
 Test(router, overflow_moves_and_then_offers_in_the_new_queue)
 {
     int expert = add_level_queue("expert", 5, 0);

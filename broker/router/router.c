@@ -34,9 +34,10 @@ typedef struct {
     int32_t excluded;         /* agent that just rejected/timed out on it (or handed it over) */
     int32_t prev, next;       /* per-agent list: held (offered/assigned) or parked */
     uint32_t offer_gen;       /* never reset: an old offer id of a reused slot cannot match */
+    /* key = enq_at - (queue priority + the task's own offset); the offset is not kept, a queue
+     * change shifts the key by the difference of queue priorities. A park's end lives in the
+     * deadline heap only. Kept small: every enqueue clears a whole task. */
     int64_t enq_at, key, seq, excluded_until, assigned_at;
-    int64_t prio;             /* the task's own priority offset: the key is re-made in another queue */
-    int64_t park_until;       /* T_STICKY: back to the pool at this time */
     int64_t q_since;          /* start of the overflow-by-wait clock: enqueue time, or last transfer */
 } task_t;
 
@@ -679,8 +680,8 @@ static void move_queue(router_t *r, uint32_t ti, int to)
     task_t *t = &r->tasks[ti];
     count_task(r, t->queue, t->ch, -1);
     count_task(r, to, t->ch, 1);
+    t->key += r->queues[t->queue].cfg.priority_ms - r->queues[to].cfg.priority_ms;
     t->queue = (int16_t)to;
-    t->key = t->enq_at - (r->queues[to].cfg.priority_ms + t->prio);
 }
 
 static int step_for_wait(const queue_t *q, int64_t wait)
@@ -789,7 +790,6 @@ static void park(router_t *r, uint32_t ti, uint32_t ai, int64_t until)
     task_t *t = &r->tasks[ti];
     t->state = T_STICKY;
     t->agent = (int32_t)ai;
-    t->park_until = until;
     list_push(r, &r->agents[ai].parked, ti);
     rheap_push(&r->queues[t->queue].oldest, t->enq_at, t->seq, ti);
     rheap_push(&r->deadlines, until, t->seq, ti);
@@ -929,7 +929,7 @@ int router_enqueue(router_t *r, const char *task_id, int queue, int channel, int
     return router_enqueue_at(r, task_id, queue, channel, priority_ms, preferred_agent, now, now);
 }
 
-static int task_args_ok(const router_t *r, const char *task_id, int queue, int channel, int64_t enqueued_at,
+static inline int task_args_ok(const router_t *r, const char *task_id, int queue, int channel, int64_t enqueued_at,
                         int64_t now)
 {
     if (!r || !task_id || !*task_id || queue < 0 || (uint32_t)queue >= r->n_queues || channel < 0 ||
@@ -942,7 +942,7 @@ static int task_args_ok(const router_t *r, const char *task_id, int queue, int c
 }
 
 /* A fresh task in queue q, in no structure yet. The caller checked n_free and reserved. */
-static uint32_t new_task(router_t *r, const char *task_id, int q, int ch, int64_t prio, int64_t enq_at)
+static inline uint32_t new_task(router_t *r, const char *task_id, int q, int ch, int64_t prio, int64_t enq_at)
 {
     uint32_t ti = r->free_tasks[--r->n_free];
     task_t *t = &r->tasks[ti];
@@ -955,7 +955,6 @@ static uint32_t new_task(router_t *r, const char *task_id, int q, int ch, int64_
     t->agent = t->excluded = -1;
     t->prev = t->next = -1;
     t->enq_at = t->q_since = enq_at;
-    t->prio = prio;
     t->key = enq_at - (r->queues[q].cfg.priority_ms + prio);
     t->seq = ++r->seq;
     hinsert(r->thash, r->tmask, t->id, (int32_t)ti);
@@ -1465,7 +1464,6 @@ int router_check(const router_t *r, int64_t now)
         if (find_task(r, t->id) != (int32_t)ti) return -110;
         const queue_t *qu = &r->queues[t->queue];
         if (!(qu->cfg.channels & (1u << t->ch))) return -129;
-        if (t->key != t->enq_at - (qu->cfg.priority_ms + t->prio)) return -137;   /* key follows the queue */
         if (t->state == T_OFFERED || t->state == T_ASSIGNED) {
             /* Held work is eligible for its agent under the rule of how it got there. */
             uint8_t ms = r->minstep[(size_t)t->agent * Q + t->queue];
@@ -1476,18 +1474,20 @@ int router_check(const router_t *r, int64_t now)
             if ((r->dpos[ti] >= 0) != want_dl) return -132;
             continue;
         }
-        if (!in_heap(&qu->oldest, ti)) return -113;
+        if (!in_heap(&qu->oldest, ti) || qu->oldest.e[r->opos[ti]].k1 != t->enq_at) return -113;
         if (t->state == T_STICKY) {
-            if (now >= t->park_until) return -114;
+            if (!in_heap(&r->deadlines, ti)) return -123;   /* its park must end */
+            if (now >= r->deadlines.e[r->dpos[ti]].k1) return -114;
             if (able_mask(r, &r->agents[t->agent]) & (1u << t->ch)) return -115;
-            if (!in_heap(&r->deadlines, ti) || r->deadlines.e[r->dpos[ti]].k1 != t->park_until) return -123;
             if (t->pin == PIN_NONE || r->tpos[ti] >= 0) return -130;
             if (t->pin == PIN_STICKY && r->minstep[(size_t)t->agent * Q + t->queue] == NO_STEP) return -130;
             continue;
         }
         if (t->pin != PIN_NONE) return -130;
         if (t->step != step_for_wait(qu, now - t->enq_at)) return -116;
-        if (!in_heap(&qu->tasks[(int)t->ch][(int)t->step], ti)) return -117;
+        const rheap_t *th = &qu->tasks[(int)t->ch][(int)t->step];
+        if (!in_heap(th, ti)) return -117;
+        if (th->e[r->tpos[ti]].k1 != t->key) return -137;
         if (ovf_time(r, t) <= now) return -124;   /* should have moved down the overflow chain */
         int64_t dl = wait_deadline(r, t);
         if (dl == INT64_MAX ? r->dpos[ti] >= 0

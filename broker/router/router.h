@@ -15,8 +15,8 @@
  * once if it has room, else parked on it until it frees up (parked work goes before the backlog
  * for that agent) or sticky_ms of wait pass, then it enters the normal pool with its original key.
  * A requeued, transferred or overflowed task does not go sticky again.
- * Longest idle = least recent offer or release ("last activity"), set to now on each (and at the end
- * of a router-started wrap-up).
+ * Longest idle = least recent offer, release or transfer away ("last activity"), set to now on each
+ * (and at the end of a router-started wrap-up).
  *
  * Agent states the router sets itself (each reported as ROUTER_D_STATE; router_agent_set_state
  * always wins and voids them):
@@ -230,9 +230,10 @@ int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, 
  * from now). Capacity is enforced, cross-channel blocks are not (the agent already holds it; the
  * blocks then keep new work away as usual), nor is eligibility. Counts in the agent's `assigned`,
  * not in the queue's answered/SLA, and its release gives no AHT sample (handle time unknown). No
- * decision is emitted. OMNI_EFULL if the agent has no room on that channel (or no task slot),
- * OMNI_ESTATE offline agent, OMNI_ENOTFOUND unknown agent, OMNI_EINVAL task id in use or bad
- * queue/channel/time. */
+ * decision is emitted. It has no task priority offset: if requeued later (agent offline, transfer)
+ * it is ordered by enqueued_at and its queue's priority. OMNI_EFULL if the agent has no room on
+ * that channel (or no task slot), OMNI_ESTATE offline agent, OMNI_ENOTFOUND unknown agent,
+ * OMNI_EINVAL task id in use or bad queue/channel/time. */
 int router_attach(router_t *r, const char *task_id, int queue, int channel, const char *agent_id,
                   int64_t enqueued_at, int64_t now_ms);
 /* An ASSIGNED task changes hands: the holder's slot is freed (no wrap-up) and the holder takes
