@@ -50,7 +50,8 @@ static void usage(FILE *f)
             "  --agents ENDPOINT       broker agents endpoint (default tcp://127.0.0.1:5561)\n"
             "  --control ENDPOINT      broker control endpoint: counters and routing state around the run\n"
             "  --redis URL             unix:///path.sock or redis://host:port (floor, slowlog)\n"
-            "  --n-agents K            agents logged in (default 20)\n"
+            "  --n-agents K            agents logged in (default 20); 0: a control run without routing writes\n"
+            "                          (conversations queue unoffered; the acks are measured)\n"
             "  --capacity N            chat slots of each agent (default 1000, the protocol's maximum)\n"
             "  --warmup S              rate: seconds sent but not recorded (default 1)\n"
             "  --drain S               rate: wait at most S s after the last send for the last offers (default 15)\n"
@@ -684,8 +685,11 @@ static int run_rate(const opts_t *o)
     /* The SDK first: connecting waits for the broker to settle, and logged-in agents would
      * need heartbeats meanwhile. */
     omni_adapter_t *ad = connect_sdk(o->broker, o->control, OMNI__V1__CHANNEL__CHANNEL_CHAT, 2000000, 0, on_ack);
-    if (!ad || agents_open(o) != 0)
+    if (!ad || (o->n_agents && agents_open(o) != 0))
         return 1;
+    /* Without agents (a control run: the same ingest, no offers and no routing writes) the run
+     * waits for acks instead. */
+    const uint64_t *done = o->n_agents ? &A.offers : &R.acks;
     counters_t c0 = broker_counters(o->control);
     double cpu0 = cpu_s();
     uint64_t t0 = now_ns(), i = 0, last_send = t0, backlog_max = 0, backlog_end = 0, next_sample = t0;
@@ -708,15 +712,15 @@ static int run_rate(const opts_t *o)
         }
         pass(ad);
         if (now >= next_sample) { /* sent and not offered yet: the backlog between us and the agents */
-            uint64_t b = i - A.offers;
+            uint64_t b = i - *done;
             if (b > backlog_max)
                 backlog_max = b;
             next_sample = now + 10000000ull;
         }
     }
-    backlog_end = total - A.offers;
+    backlog_end = total - *done;
     uint64_t drain_end = last_send + (uint64_t)(o->drain * 1e9);
-    while (A.offers < total && now_ns() < drain_end)
+    while (*done < total && now_ns() < drain_end)
         pass(ad);
     /* Let the accepts and closes in flight finish, so the broker is left with no conversation;
      * not worth waiting for behind a backlog that did not even deliver its offers. */
@@ -771,7 +775,12 @@ static int run_rate(const opts_t *o)
         else if (R.ack_at[k])
             hist_record(&before_ack, R.ack_at[k] - R.offer_at[k]);
     }
-    uint64_t all_missing = total - A.offers;
+    uint64_t all_missing = total - A.offers, last_offer_any = t0;
+    for (uint64_t k = 0; k < total; k++)
+        if (R.offer_at[k] > last_offer_any)
+            last_offer_any = R.offer_at[k];
+    /* What an overloaded broker delivers: every offer of the phase over the time they took. */
+    double all_rate = last_offer_any > t0 ? (double)A.offers / ((double)(last_offer_any - t0) / 1e9) : 0;
     double span = (double)(last_send - measure_from) / 1e9;
     double sent_rate = span > 0 ? (double)measured / span : 0;
     double ospan = (double)(last_offer - measure_from) / 1e9, aspan = (double)(last_ack - measure_from) / 1e9;
@@ -780,6 +789,8 @@ static int run_rate(const opts_t *o)
     /* Sustained: every offer arrived, and they came as fast as the messages went out. Otherwise
      * the percentiles measure how long the backlog got, not the path. */
     int sustained = all_missing == 0 && sent_rate >= 0.97 * o->rate && offered_rate >= 0.97 * o->rate;
+    if (!o->n_agents)
+        sustained = R.acks == total && sent_rate >= 0.97 * o->rate && acked_rate >= 0.97 * o->rate;
 
     printf("rate %.0f msg/s for %.1f s (+%.1f s warm-up): %" PRIu64 " messages, each from a new customer; %ld agents "
            "x %ld chat slots\n",
@@ -827,9 +838,13 @@ static int run_rate(const opts_t *o)
                sec_missing[s] ? " +missing" : "");
     printf("\n");
     if (!sustained)
-        printf("  NOT SUSTAINED at %.0f msg/s: %s; the percentiles above are the length of the backlog, not the "
-               "latency of the path\n",
-               o->rate, all_missing ? "offers missing" : "offers came slower than the messages went out");
+        printf("  NOT SUSTAINED at %.0f msg/s: %s; the broker delivered %.0f offers/s over the phase; the percentiles "
+               "above are the length of the backlog, not the latency of the path\n",
+               o->rate,
+               !o->n_agents  ? "acks came slower than the messages went out (control run, no agents)"
+               : all_missing ? "offers missing"
+                             : "offers came slower than the messages went out",
+               all_rate);
     printf("RESULT mode=rate rate=%.0f seconds=%.1f sent_per_s=%.1f acked_per_s=%.1f offered_per_s=%.1f", o->rate,
            o->seconds, sent_rate, acked_rate, offered_rate);
     /* No offer of the measured window at all: a percentile of nothing would read as 0 us. */
@@ -837,7 +852,11 @@ static int run_rate(const opts_t *o)
         result_hist("", &lat);
     else
         printf(" p50_us=NA p99_us=NA p999_us=NA max_us=NA");
-    result_hist("ack_", &ack);
+    if (ack.n)
+        result_hist("ack_", &ack);
+    else
+        printf(" ack_p50_us=NA ack_p99_us=NA ack_p999_us=NA ack_max_us=NA");
+    printf(" all_offers_per_s=%.1f", all_rate);
     printf(" mean_us=%.1f lag_p99_us=%.1f wait_p50_ms=%.0f wait_p99_ms=%.0f offers=%" PRIu64 " sent=%" PRIu64
            " missing=%" PRIu64 " reoffers=%" PRIu64 " revokes=%" PRIu64 " foreign=%" PRIu64 " accept_err=%" PRIu64
            " close_err=%" PRIu64 " rejected=%" PRIu64 " efull=%" PRIu64 " backlog_max=%" PRIu64 " backlog_end=%" PRIu64
@@ -845,9 +864,10 @@ static int run_rate(const opts_t *o)
            hist_mean(&lat) / 1000.0, us(hist_percentile(&lag, 99)), us(hist_percentile(&wait, 50)) / 1000,
            us(hist_percentile(&wait, 99)) / 1000, A.offers, total, all_missing, A.reoffers, A.revokes, A.foreign,
            A.accept_err, A.close_err, R.rejected, efull, backlog_max, backlog_end, tail_ms, waiting, held,
-           sustained ? "yes" : "no", cpu, wall);
+           sustained ? "yes" : "no", cpu_s() /* the whole process so far: the script's CPU accounting */, wall);
     fflush(stdout);
-    agents_close();
+    if (o->n_agents)
+        agents_close();
     omni_adapter_destroy(&ad);
     free(sec);
     free(sec_missing);
@@ -912,7 +932,7 @@ int main(int argc, char **argv)
         }
     }
     if (o.mode == MODE_NONE || optind < argc || (o.mode == MODE_RATE && (o.rate <= 0 || o.seconds <= 0)) ||
-        o.warmup < 0 || o.drain < 0 || o.floor_n <= 0 || o.n_agents <= 0 || o.capacity <= 0 || o.capacity > 1000 ||
+        o.warmup < 0 || o.drain < 0 || o.floor_n <= 0 || o.n_agents < 0 || o.capacity <= 0 || o.capacity > 1000 ||
         o.msg_bytes <= 0 || o.msg_bytes > 4096 || o.offer_bytes <= 0 || o.offer_bytes > 4096) {
         usage(stderr);
         return 64;
