@@ -37,6 +37,8 @@ typedef struct {
     char offer_key[24];             /* key in rt->offers while offered, "" otherwise */
     int chnum, queue;
     cv_state_t state;
+    int closing;                    /* its close is on the way to Redis: out of the router already */
+    int reopen;                     /* a customer message arrived meanwhile: route it again */
     int64_t enqueued_ms, assigned_ms, limbo_until;
     Omni__V1__Queued *q;            /* unpacked, owned: what routing and replies need to know */
     /* The decision behind the current offer, for the `assigned` event. */
@@ -65,6 +67,7 @@ typedef struct {
     size_t outbound_len;
     char reply_key[200];            /* agent + reply_id: Redis answers a repeat with the first reply */
     int outbox_remove;              /* remove outbound_id from the outbox hash */
+    int closes;                     /* this op closes the conversation: finish (or reopen) it after */
     int chnum;
     char account[128];
     char outbound_id[40];
@@ -111,6 +114,9 @@ struct routing {
     int calls;
     uint64_t outbound_seq;
     int64_t (*clock)(void);         /* wall clock in ms: omni_now_ms, or a test's */
+    size_t n_limbo;                 /* conversations waiting for their agent after a restart */
+    size_t retry_front;             /* ops at the head of rt->ops put back by failed calls, in order */
+    int64_t retry_at_ms;            /* no new call before this after a failed one (Redis loading...) */
     const char *offline_reason;     /* set while we take an agent offline: names the requeues */
 };
 
@@ -236,7 +242,7 @@ static rop_t *op_new(routing_t *rt, const conv_t *c, const char *action)
     if (!o)
         return NULL;
     o->action = action;
-    if (strcmp(action, "set") == 0 && !(o->record = pack_record(rt, c, &o->record_len))) {
+    if ((strcmp(action, "set") == 0 || strcmp(action, "reopen") == 0) && !(o->record = pack_record(rt, c, &o->record_len))) {
         rt->nops--;
         return NULL;
     }
@@ -420,8 +426,10 @@ static void complete(routing_t *rt, rop_t *o, const store_route_result_t *res)
     case DONE_NONE: break;
     case DONE_ASSIGN: send_assignment(rt, o, res); break;
     case DONE_OK: send_ok(rt, o, res->seq, 0); break;
-    case DONE_REPLY:
-        if (res->duplicate) { /* a resent Reply: the first one is stored, and delivered or on its way */
+    case DONE_REPLY: {
+        /* Our own write again (its first answer was lost and the op retried) is no duplicate. */
+        int ours = res->duplicate && strcmp(res->first_outbound, o->outbound_id) == 0;
+        if (res->duplicate && !ours) { /* a resent Reply: the first is stored, delivered or on its way */
             snprintf(o->outbound_id, sizeof(o->outbound_id), "%s", res->first_outbound);
             send_ok(rt, o, res->first_seq, 1);
             break;
@@ -429,8 +437,9 @@ static void complete(routing_t *rt, rop_t *o, const store_route_result_t *res)
         outq_add(rt, o->outbound_id, o->conv, o->chnum, o->account, o->outbound, o->outbound_len);
         o->outbound = NULL;
         if (o->agent[0])
-            send_ok(rt, o, res->seq, 0);
+            send_ok(rt, o, ours ? res->first_seq : res->seq, 0);
         break;
+    }
     }
 }
 
@@ -446,6 +455,21 @@ static void fail_op(routing_t *rt, rop_t *o)
         env.error = &e;
         agents_send(rt->agents, o->agent, &env);
     }
+}
+
+static void conv_reopen(routing_t *rt, conv_t *c);
+
+/* The close of conv_id is in Redis (or failed for good): forget it, unless a customer message
+ * raced it, which puts the conversation back in its queue. */
+static void close_done(routing_t *rt, const char *conv_id, int ok)
+{
+    conv_t *c = conv_get(rt, conv_id);
+    if (!c || !c->closing)
+        return;
+    if (ok && c->reopen)
+        conv_reopen(rt, c);
+    else
+        conv_drop(rt, c);
 }
 
 static void on_routed(int err, const store_route_result_t *res, size_t n, void *ud)
@@ -466,9 +490,14 @@ static void on_routed(int err, const store_route_result_t *res, size_t n, void *
             }
         }
         if (need <= rt->capops) {
-            memmove(rt->ops + b->n, rt->ops, rt->nops * sizeof(*rt->ops));
-            memcpy(rt->ops, b->ops, b->n * sizeof(*rt->ops));
+            /* Behind the ops earlier failed calls already put back: calls fail in the order they
+             * were made, so the writes keep their original order. */
+            size_t at = rt->retry_front;
+            memmove(rt->ops + at + b->n, rt->ops + at, (rt->nops - at) * sizeof(*rt->ops));
+            memcpy(rt->ops + at, b->ops, b->n * sizeof(*rt->ops));
             rt->nops = need;
+            rt->retry_front += b->n;
+            rt->retry_at_ms = rt->clock() + 100;
             free(b);
             return;
         }
@@ -484,6 +513,8 @@ static void on_routed(int err, const store_route_result_t *res, size_t n, void *
                 publish(rt, o->channel, res[i].seq, o->partial, o->partial_len);
             complete(rt, o, &res[i]);
         }
+        if (o->closes)
+            close_done(rt, o->conv, !err);
         op_clear(o);
     }
     free(b);
@@ -491,6 +522,11 @@ static void on_routed(int err, const store_route_result_t *res, size_t n, void *
 
 void routing_flush(routing_t *rt)
 {
+    /* After a failed call, wait for the calls still out (they fail or succeed in order) and a
+     * moment, so a Redis that is loading is not hammered. */
+    if (rt->retry_front && (rt->calls > 0 || rt->clock() < rt->retry_at_ms))
+        return;
+    rt->retry_front = 0;
     while (rt->nops && rt->calls < CALLS_MAX && store_state(rt->st) == STORE_UP) {
         size_t n = rt->nops < OPS_BATCH_MAX ? rt->nops : OPS_BATCH_MAX;
         rbatch_t *b = malloc(sizeof(*b) + n * sizeof(rop_t));
@@ -536,7 +572,9 @@ static void ev_queued(routing_t *rt, conv_t *c, int requeued, const char *reason
     metrics_inc(M_QUEUED);
 }
 
-static void ev_closed(routing_t *rt, conv_t *c, const char *agent, const char *disposition, rop_t **op)
+/* Closes c: a `closed` event and the Redis close. The entry stays (closing) until that write
+ * is done, so a customer message that races the close is noticed and routed again. */
+static rop_t *conv_close(routing_t *rt, conv_t *c, const char *agent, const char *disposition)
 {
     Omni__V1__StreamEvent ev = OMNI__V1__STREAM_EVENT__INIT;
     Omni__V1__Closed cl = OMNI__V1__CLOSED__INIT;
@@ -546,9 +584,15 @@ static void ev_closed(routing_t *rt, conv_t *c, const char *agent, const char *d
     ev.kind_case = OMNI__V1__STREAM_EVENT__KIND_CLOSED;
     ev.closed = &cl;
     rop_t *o = persist(rt, c, "close", &ev);
-    if (op)
-        *op = o;
     metrics_inc(M_CLOSED);
+    c->closing = 1;
+    c->agent[0] = 0;
+    conv_set_offer(rt, c, 0);
+    if (o)
+        o->closes = 1;
+    else
+        conv_drop(rt, c);
+    return o;
 }
 
 static void ev_offer_ended(routing_t *rt, conv_t *c, const char *agent, uint64_t offer_id, const char *reason)
@@ -860,22 +904,43 @@ static conv_t *conv_add(routing_t *rt, const char *id, const char *customer, int
     return c;
 }
 
-/* Into the router; a queue without room closes the conversation with a reason. */
-static int conv_enqueue(routing_t *rt, conv_t *c)
+/* Into the router. A new conversation is admitted (max_length, overflow); one the router had
+ * before (recovery, an agent that never came back) is readmitted, never refused for length. */
+static int conv_enqueue(routing_t *rt, conv_t *c, int readmit)
 {
     const char *pref = c->q->preferred_agent;
     if (!pref[0] || !router_agent_exists(rt->router, pref))
         pref = NULL;
-    int rc = router_enqueue_at(rt->router, c->id, c->queue, rch(c->chnum), c->q->priority_ms, pref,
-                               c->enqueued_ms, rt->now_ms);
+    /* enqueued_ms is wall time from Redis: after a clock step back it could lie ahead of ours. */
+    if (c->enqueued_ms > rt->now_ms)
+        c->enqueued_ms = rt->now_ms;
+    int rc = readmit ? router_readmit_at(rt->router, c->id, c->queue, rch(c->chnum), c->q->priority_ms,
+                                         c->enqueued_ms, rt->now_ms)
+                     : router_enqueue_at(rt->router, c->id, c->queue, rch(c->chnum), c->q->priority_ms, pref,
+                                         c->enqueued_ms, rt->now_ms);
     if (rc == 0)
         return 0;
     LOG_WARN("routing: %s cannot enter queue %s: %s", c->id, router_queue_name(rt->router, c->queue),
              omni_strerror(rc));
     metrics_inc(M_QUEUE_FULL);
-    ev_closed(rt, c, "", rc == OMNI_EFULL ? "queue_full" : "unroutable", NULL);
-    conv_drop(rt, c);
+    conv_close(rt, c, "", rc == OMNI_EFULL ? "queue_full" : "unroutable");
     return rc;
+}
+
+/* A message came in while the conversation was being closed: it is open again, in Redis (the
+ * `reopen` write) and in its queue, waiting from now. */
+static void conv_reopen(routing_t *rt, conv_t *c)
+{
+    c->closing = c->reopen = 0;
+    c->enqueued_ms = rt->now_ms;
+    LOG_INFO("routing: %s: a customer message raced its close; reopened", c->id);
+    Omni__V1__StreamEvent ev = OMNI__V1__STREAM_EVENT__INIT;
+    Omni__V1__Queued q = queued_now(rt, c, 1, "message_after_close");
+    ev.kind_case = OMNI__V1__STREAM_EVENT__KIND_QUEUED;
+    ev.queued = &q;
+    persist(rt, c, "reopen", &ev);
+    metrics_inc(M_QUEUED);
+    conv_enqueue(rt, c, 0);
 }
 
 typedef struct {
@@ -902,7 +967,8 @@ static int recover_one(const uint8_t *bytes, size_t len, void *ud)
         c->assigned_ms = r->assigned_ms;
         c->limbo_until = rt->now_ms + rt->rc->reclaim_ms;
         x->limbo++;
-    } else if (conv_enqueue(rt, c) == 0) {
+        rt->n_limbo++;
+    } else if (conv_enqueue(rt, c, 1) == 0) {
         x->waiting++;
     }
     if (r)
@@ -1017,12 +1083,11 @@ static void on_queued(routing_t *rt, Omni__V1__StreamEvent *ev)
     if (qc->calendar >= 0 && !hours_is_open(rt->rc->calendars[qc->calendar], rt->now_ms)) {
         after_hours(rt, c, qc);
         if (qc->after_hours == ROUTECFG_AFTER_REJECT) {
-            ev_closed(rt, c, "", "after_hours", NULL);
-            conv_drop(rt, c);
+            conv_close(rt, c, "", "after_hours");
             return;
         }
     }
-    conv_enqueue(rt, c);
+    conv_enqueue(rt, c, 0);
 }
 
 static void forward_event(routing_t *rt, const conv_t *c, const uint8_t *bytes, size_t len)
@@ -1037,6 +1102,18 @@ static void forward_event(routing_t *rt, const conv_t *c, const uint8_t *bytes, 
     env.event = &ce;
     send_to_agent(rt, c->agent, &env);
     omni__v1__stream_event__free_unpacked(ev, NULL);
+}
+
+/* The message that opened c arrives right after its `queued` event (same script call): a close
+ * decided in between (after hours, queue full) is not raced by it. */
+static int is_opening_message(const conv_t *c, const uint8_t *bytes, size_t len)
+{
+    Omni__V1__StreamEvent *ev = omni__v1__stream_event__unpack(NULL, len, bytes);
+    int opening = ev && ev->message && ev->message->inbound &&
+                  strcmp(ev->message->inbound->provider_message_id, c->q->trigger_message_id) == 0;
+    if (ev)
+        omni__v1__stream_event__free_unpacked(ev, NULL);
+    return opening;
 }
 
 static void on_merged(routing_t *rt, const Omni__V1__StreamEvent *ev)
@@ -1055,7 +1132,9 @@ void routing_on_event(routing_t *rt, const char *kind, const char *conversation_
     rt->now_ms = rt->clock();
     if (strcmp(kind, "message") == 0) {
         conv_t *c = conversation_id ? conv_get(rt, conversation_id) : NULL;
-        if (c && c->state == CV_ROUTED && c->agent[0])
+        if (c && c->closing && !c->reopen)
+            c->reopen = !is_opening_message(c, bytes, len);
+        else if (c && c->state == CV_ROUTED && c->agent[0])
             forward_event(rt, c, bytes, len);
         return;
     }
@@ -1194,8 +1273,21 @@ static void reclaim(routing_t *rt, const char *agent, const Omni__V1__Login *l, 
             send_to_agent(rt, agent, &env);
             continue;
         }
-        if (router_attach(rt->router, c->id, c->queue, rch(c->chnum), agent, c->enqueued_ms, rt->now_ms) != 0)
-            continue; /* no room any more: the reclaim deadline requeues it */
+        if (c->enqueued_ms > rt->now_ms)
+            c->enqueued_ms = rt->now_ms;
+        if (router_attach(rt->router, c->id, c->queue, rch(c->chnum), agent, c->enqueued_ms, rt->now_ms) != 0) {
+            /* No room for it any more (a smaller capacity this time): it goes back to its queue. */
+            Omni__V1__Released rel = OMNI__V1__RELEASED__INIT;
+            Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
+            rel.conversation_id = c->id;
+            rel.reason = "no_room";
+            env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_RELEASED;
+            env.released = &rel;
+            send_to_agent(rt, agent, &env);
+            c->limbo_until = rt->now_ms; /* requeued at the next scan */
+            continue;
+        }
+        rt->n_limbo--;
         c->state = CV_ROUTED;
         c->assigned_ms = rt->now_ms;
         Omni__V1__StreamEvent ev = OMNI__V1__STREAM_EVENT__INIT;
@@ -1374,15 +1466,13 @@ static void do_close(const req_t *r, const Omni__V1__Close *m)
         { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
     if (strlen(m->disposition) > 256)
         { req_error(r, "bad_request", "disposition is at most 256 bytes"); return; }
-    ev_closed(rt, c, r->agent, m->disposition, &o);
-    if (o) {
+    char id[ROUTER_ID_MAX];
+    snprintf(id, sizeof(id), "%s", c->id);
+    if ((o = conv_close(rt, c, r->agent, m->disposition)) != NULL) {
         o->done = DONE_OK;
         o->request_id = r->request_id;
         snprintf(o->agent, sizeof(o->agent), "%s", r->agent);
     }
-    char id[ROUTER_ID_MAX];
-    snprintf(id, sizeof(id), "%s", c->id);
-    conv_drop(rt, c);
     router_release(rt->router, id, rt->now_ms); /* wrap-up and the next offer follow from here */
 }
 
@@ -1398,6 +1488,12 @@ static void do_transfer(const req_t *r, const Omni__V1__Transfer *m)
     const char *to_agent = m->agent_id[0] ? m->agent_id : NULL;
     if (to_agent && (!router_agent_exists(rt->router, to_agent) || strcmp(to_agent, r->agent) == 0))
         { req_error(r, "unknown_agent", "no such agent (or it is you)"); return; }
+    if (!(rt->rc->queues[queue].rq.channels & (1u << rch(c->chnum)))) {
+        req_error(r, "unknown_queue", "that queue does not take this conversation's channel");
+        return;
+    }
+    /* Everything the router would refuse is checked above, so the `transferred` write can go
+     * first: the offer router_transfer may make at once must follow it in the stream. */
     int from_queue = c->queue;
     c->queue = queue;
     c->agent[0] = 0;
@@ -1417,9 +1513,11 @@ static void do_transfer(const req_t *r, const Omni__V1__Transfer *m)
         snprintf(o->agent, sizeof(o->agent), "%s", r->agent);
     }
     metrics_inc(M_TRANSFERRED);
-    int rc = router_transfer(rt->router, c->id, queue, to_agent, rt->rc->transfer_hold_ms, rt->now_ms);
+    char id[ROUTER_ID_MAX];
+    snprintf(id, sizeof(id), "%s", c->id);
+    int rc = router_transfer(rt->router, id, queue, to_agent, rt->rc->transfer_hold_ms, rt->now_ms);
     if (rc != 0)
-        LOG_ERROR("routing: transfer of %s refused by the router: %s", c->id, omni_strerror(rc));
+        LOG_ERROR("routing: transfer of %s refused by the router after its checks: %s", id, omni_strerror(rc));
 }
 
 static void do_set_state(const req_t *r, Omni__V1__AgentState s)
@@ -1477,6 +1575,8 @@ static void expire_limbo(routing_t *rt)
 {
     const char *k;
     void *v;
+    if (!rt->n_limbo)
+        return;
     /* Collect, then act: enqueueing may drop conversations (queue full) from the map. */
     size_t n = 0, cap = 0;
     conv_t **due = NULL;
@@ -1499,7 +1599,8 @@ static void expire_limbo(routing_t *rt)
         c->agent[0] = 0;
         ev_queued(rt, c, 1, "restart");
         metrics_inc(M_REQUEUED);
-        conv_enqueue(rt, c);
+        rt->n_limbo--;
+        conv_enqueue(rt, c, 1);
     }
     free(due);
 }

@@ -303,16 +303,27 @@ static uint64_t reply_u64(const redisReply *r)
     return 0;
 }
 
+/* Error replies that say "not now" rather than "never": the caller retries them. */
+static int transient_error(const char *msg)
+{
+    static const char *const words[] = {"NOSCRIPT", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM",
+                                        "TRYAGAIN", "CLUSTERDOWN"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strncmp(msg, words[i], strlen(words[i])) == 0)
+            return 1;
+    return 0;
+}
+
 static int script_failed(store_t *st, redisReply *r, const char *what)
 {
     metrics_inc(M_REDIS_ERRORS);
     LOG_ERROR("redis: %s script failed: %s", what, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    /* NOSCRIPT means someone flushed the script cache: reload, and the caller retries. */
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && st->ac) {
+    if (r->type != REDIS_REPLY_ERROR || !transient_error(r->str))
+        return OMNI_EIO;
+    /* NOSCRIPT means someone flushed the script cache: reload (queued before any retry). */
+    if (strncmp(r->str, "NOSCRIPT", 8) == 0 && st->ac)
         reload_scripts(st);
-        return OMNI_EUNAVAIL;
-    }
-    return OMNI_EIO;
+    return OMNI_EUNAVAIL;
 }
 
 static void finish_ingest(store_t *st, call_t *call, redisReply *r)

@@ -958,3 +958,44 @@ Test(routing, a_reply_stored_before_a_crash_is_delivered_after_it)
     ra_close(&a);
     omni_adapter_destroy(&chat);
 }
+
+Test(routing, a_message_that_races_the_close_reopens_the_conversation)
+{
+    ra_t a;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "closer");
+    ra_login(&a, NULL, 0, 0);
+    say("c-1", "chat:visitor-12", "解決しました？", &ack);
+    ra_free(ra_take(&a, 5000));
+
+    /* Redis pauses; the customer's message reaches the broker (its script call waits), then the
+     * agent's Close does (its write waits behind it). Redis resumes: the message lands on the
+     * still-open conversation first, then the close. */
+    long long frames = h_counter(&H, "ingress_frames");
+    cr_assert_eq(kill(H.redis_pid, SIGSTOP), 0);
+    Omni__V1__InboundMessage m;
+    h_msg(&m, OMNI__V1__CHANNEL__CHANNEL_CHAT, "c-2", "chat:visitor-12", NULL, "あ、もう一つだけ");
+    cr_assert_eq(omni_adapter_send(chat, &m, NULL), 0);
+    for (int i = 0; i < 200 && h_counter(&H, "ingress_frames") <= frames; i++)
+        omni_adapter_poll(chat, 10);
+    cr_assert_gt(h_counter(&H, "ingress_frames"), frames, "the broker read the message");
+    Omni__V1__Close cl = OMNI__V1__CLOSE__INIT;
+    cl.conversation_id = ack.conversation_id;
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE, &cl);
+    for (int i = 0; i < 100 && h_counter(&H, "closed") < 1; i++)
+        ra_heartbeat(&a), omni_adapter_poll(chat, 10);
+    cr_assert_eq(h_counter(&H, "closed"), 1, "the close was decided while Redis was paused");
+    cr_assert_eq(kill(H.redis_pid, SIGCONT), 0);
+
+    /* The conversation comes back to an agent instead of leaving the message unanswered. */
+    Omni__V1__AgentEnvelope *as = ra_take(&a, 5000);
+    cr_assert_str_eq(as->assignment->conversation_id, ack.conversation_id);
+    ra_free(as);
+    char kinds[512];
+    kinds_of(ack.conversation_id, kinds, sizeof(kinds));
+    cr_assert_str_eq(kinds, "conversation_opened queued message offered assigned message closed queued offered "
+                            "assigned");
+    ra_close(&a);
+    omni_adapter_destroy(&chat);
+}

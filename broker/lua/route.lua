@@ -5,7 +5,8 @@
 -- KEYS[1] = the tenant's stream key. ARGV = prefix, now_ms, stream maxlen, n, then per op:
 --   conversation id, action, record, agent, flags, partial event, reply key, outbox id, outbox entry
 --   action: 'set' (record = packed RoutingRecord), 'del', 'close' (also closes the conversation:
---           the customer's next message on that channel opens a new one), '' (no state change)
+--           the customer's next message on that channel opens a new one), 'reopen' (undoes a
+--           close a customer message raced, with a new record), '' (no state change)
 --   agent:  non-empty = the customer's last agent now (sticky routing)
 --   flags:  'h' = return the customer's recent events; 'r' = the event joins the recent list
 --   partial: StreamEvent without seq ('' = no event)
@@ -25,9 +26,20 @@ local function apply(conv, action, record, agent, flags, partial, rkey, okey, ov
     if first then return { 0, {}, first } end
   end
   if action == 'set' then
-    redis.call('HSET', P .. 'routing', conv, record)
+    -- Never bring back the record of a closed conversation (a write retried out of order).
+    if redis.call('HGET', P .. 'conv:' .. conv, 'state') ~= 'closed' then
+      redis.call('HSET', P .. 'routing', conv, record)
+    end
   elseif action == 'del' then
     redis.call('HDEL', P .. 'routing', conv)
+  elseif action == 'reopen' then
+    -- A customer message raced the close: the conversation is open again and routed.
+    local h = redis.call('HMGET', P .. 'conv:' .. conv, 'customer', 'channel')
+    if h[1] then
+      redis.call('HSET', P .. 'conv:' .. conv, 'state', 'open')
+      redis.call('HSETNX', P .. 'cus:' .. h[1] .. ':open', h[2], conv)
+    end
+    redis.call('HSET', P .. 'routing', conv, record)
   elseif action == 'close' then
     redis.call('HDEL', P .. 'routing', conv)
     local h = redis.call('HMGET', P .. 'conv:' .. conv, 'customer', 'channel')

@@ -967,8 +967,8 @@ static int queue_full(const queue_t *q)
     return q->cfg.max_len && q->oldest.n >= q->cfg.max_len;
 }
 
-int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms,
-                      const char *preferred_agent, int64_t enq_at, int64_t now)
+static int enqueue(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms,
+                   const char *preferred_agent, int64_t enq_at, int64_t now, int admission)
 {
     int rc = task_args_ok(r, task_id, queue, channel, enq_at, now);
     if (rc) return rc;
@@ -979,7 +979,7 @@ int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, 
     }
     /* A full queue hands new work down its overflow chain (acyclic, so this ends). */
     int q = queue;
-    while (queue_full(&r->queues[q]))
+    while (admission && queue_full(&r->queues[q]))
         if ((q = r->queues[q].ovf) < 0) return OMNI_EFULL;
     if (!r->n_free) return OMNI_EFULL;
     /* Reserve now so that moving this task between steps or queues later can never fail. */
@@ -1002,6 +1002,18 @@ int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, 
     }
     enter_waiting(r, ti, now);
     return 0;
+}
+
+int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms,
+                      const char *preferred_agent, int64_t enq_at, int64_t now)
+{
+    return enqueue(r, task_id, queue, channel, priority_ms, preferred_agent, enq_at, now, 1);
+}
+
+int router_readmit_at(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms, int64_t enq_at,
+                      int64_t now)
+{
+    return enqueue(r, task_id, queue, channel, priority_ms, NULL, enq_at, now, 0);
 }
 
 int router_attach(router_t *r, const char *task_id, int queue, int channel, const char *agent_id,

@@ -226,6 +226,10 @@ int router_enqueue(router_t *r, const char *task_id, int queue, int channel, int
  * wait count from enqueued_at (so it may go straight down the overflow chain). */
 int router_enqueue_at(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms,
                       const char *preferred_agent, int64_t enqueued_at, int64_t now_ms);
+/* A task the caller already had admitted once (recovery after a restart, a requeue it keeps
+ * itself): like router_enqueue_at but never refused for max_len, never sticky. */
+int router_readmit_at(router_t *r, const char *task_id, int queue, int channel, int64_t priority_ms, int64_t enq_at,
+                      int64_t now_ms);
 /* Recovery: put a task straight into ASSIGNED on an agent that is not OFFLINE (its load counts
  * from now). Capacity is enforced, cross-channel blocks are not (the agent already holds it; the
  * blocks then keep new work away as usual), nor is eligibility. Counts in the agent's `assigned`,
