@@ -299,6 +299,11 @@ static void publish_message(ingest_t *in, const pending_t *p, const store_result
 
 static void publish_script_event(ingest_t *in, const store_event_t *ev)
 {
+    if (strcmp(ev->kind, "routing_record") == 0) { /* state for routing, not a stream event */
+        if (in->rt)
+            routing_on_event(in->rt, ev->kind, NULL, ev->bytes, ev->len);
+        return;
+    }
     publish(in, ev->channel, ev->bytes, ev->len);
     if (strcmp(ev->kind, "customer_merged") == 0)
         metrics_inc(M_CUSTOMERS_MERGED);

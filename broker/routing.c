@@ -954,6 +954,10 @@ static int recover_one(const uint8_t *bytes, size_t len, void *ud)
     routing_t *rt = x->rt;
     Omni__V1__RoutingRecord *r = omni__v1__routing_record__unpack(NULL, len, bytes);
     conv_t *c = NULL;
+    if (r && conv_get(rt, r->conversation_id)) {
+        omni__v1__routing_record__free_unpacked(r, NULL);
+        return 0;
+    }
     if (r && r->queued && r->conversation_id[0]) {
         Omni__V1__Queued *q = r->queued;
         r->queued = NULL; /* the conversation owns it now */
@@ -1136,6 +1140,11 @@ void routing_on_event(routing_t *rt, const char *kind, const char *conversation_
             c->reopen = !is_opening_message(c, bytes, len);
         else if (c && c->state == CV_ROUTED && c->agent[0])
             forward_event(rt, c, bytes, len);
+        return;
+    }
+    if (strcmp(kind, "routing_record") == 0) {
+        recover_ctx_t x = {rt, 0, 0, 0};
+        recover_one(bytes, len, &x); /* a no-op for conversations we have */
         return;
     }
     if (strcmp(kind, "queued") != 0 && strcmp(kind, "customer_merged") != 0)
@@ -1325,6 +1334,29 @@ static void remember_agent(routing_t *rt, const Omni__V1__Login *l)
     }
 }
 
+/* A new connection of an agent that still holds conversations but did not list them (a client
+ * that restarted empty): each comes again as a restored Assignment, with its history, so
+ * nothing stays held that the agent does not know about. */
+static void reassign_unclaimed(routing_t *rt, const Omni__V1__Login *l)
+{
+    const char *k;
+    void *v;
+    for (size_t i = 0; (i = strmap_next(&rt->convs, i, &k, &v)) != 0;) {
+        conv_t *c = v;
+        int held = 0;
+        if (c->state != CV_ROUTED || c->closing || strcmp(c->agent, l->agent_id) != 0)
+            continue;
+        for (size_t h = 0; h < l->n_holding && !held; h++)
+            held = strcmp(l->holding[h], c->id) == 0;
+        rop_t *o = held ? NULL : op_push(rt, c->id, c->chnum);
+        if (!o)
+            continue;
+        snprintf(o->agent, sizeof(o->agent), "%s", l->agent_id);
+        o->flags = "h";
+        o->done = DONE_ASSIGN; /* offer_id 0: restored */
+    }
+}
+
 static void do_login(const req_t *r, const Omni__V1__Login *l)
 {
     routing_t *rt = r->rt;
@@ -1335,10 +1367,11 @@ static void do_login(const req_t *r, const Omni__V1__Login *l)
         { req_error(r, "bad_request", why ? why : "bad initial state"); return; }
     if (r->agent && strcmp(r->agent, l->agent_id) != 0)
         { req_error(r, "bad_request", "this connection is logged in as another agent; log out first"); return; }
-    int exists = router_agent_exists(rt->router, l->agent_id);
+    int exists = router_agent_exists(rt->router, l->agent_id), takeover = 0;
     router_agent_info_t info;
     if (exists && router_agent_info(rt->router, l->agent_id, &info) == 0 && info.state != ROUTER_OFFLINE) {
         /* Same agent, new connection (client restart): the session moves, the work stays. */
+        takeover = 1;
     } else {
         int rc = exists ? router_agent_update(rt->router, &cfg) : router_agent_add(rt->router, &cfg);
         if (rc != 0)
@@ -1360,6 +1393,8 @@ static void do_login(const req_t *r, const Omni__V1__Login *l)
     env.body_case = OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN_OK;
     env.login_ok = &ok;
     agents_reply(r->to, &env);
+    if (takeover)
+        reassign_unclaimed(rt, l);
     free(ok.reclaimed);
     metrics_inc(M_AGENT_LOGINS);
     LOG_INFO("routing: agent %s logged in (%zu skill(s), %zu reclaimed)", l->agent_id, l->n_skills, ok.n_reclaimed);

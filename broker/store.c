@@ -279,7 +279,12 @@ void store_tick(store_t *st)
         LOG_WARN("redis: no answer from %s for %lld ms; reconnecting", st->cfg->redis,
                  (long long)((now - st->progress_us) / 1000));
         metrics_inc(M_REDIS_ERRORS);
-        redisAsyncDisconnect(st->ac); /* pending callbacks get NULL: retryable nacks */
+        /* Not redisAsyncDisconnect: hiredis 0.14 waits there for the pending replies, which is
+         * what never comes. Freeing fails them now (NULL replies: retryable) and closes the fd. */
+        redisAsyncContext *ac = st->ac;
+        redisAsyncFree(ac);
+        if (st->ac == ac) /* still connecting: no disconnect callback ran */
+            schedule_reconnect(st);
     }
 }
 

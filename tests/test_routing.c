@@ -999,3 +999,32 @@ Test(routing, a_message_that_races_the_close_reopens_the_conversation)
     ra_close(&a);
     omni_adapter_destroy(&chat);
 }
+
+Test(routing, a_new_connection_of_the_same_agent_gets_its_conversations_again)
+{
+    ra_t a, again;
+    h_ack_t ack;
+    open_chat();
+    ra_open(&a, "restarted");
+    ra_login(&a, NULL, 0, 0);
+    say("n-1", "chat:visitor-13", "続きです", &ack);
+    ra_free(ra_take(&a, 5000));
+    /* The client restarts with nothing in memory: same id, new socket, empty holding. */
+    ra_close(&a);
+    ra_open(&again, "restarted");
+    ra_login(&again, NULL, 0, 0);
+    Omni__V1__AgentEnvelope *as = ra_expect(&again, OMNI__V1__AGENT_ENVELOPE__BODY_ASSIGNMENT, 5000);
+    cr_assert_not_null(as, "the held conversation is handed over again");
+    cr_assert_str_eq(as->assignment->conversation_id, ack.conversation_id);
+    cr_assert(as->assignment->restored);
+    cr_assert_geq(as->assignment->n_history, 1);
+    ra_free(as);
+    Omni__V1__Close cl = OMNI__V1__CLOSE__INIT;
+    cl.conversation_id = ack.conversation_id;
+    ra_simple(&again, OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE, &cl);
+    Omni__V1__AgentEnvelope *ok = ra_expect(&again, OMNI__V1__AGENT_ENVELOPE__BODY_OK, 3000);
+    cr_assert_not_null(ok, "and it can close it");
+    ra_free(ok);
+    ra_close(&again);
+    omni_adapter_destroy(&chat);
+}

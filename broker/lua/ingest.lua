@@ -13,7 +13,7 @@
 --        priority, provider, reply_to, subject, trigger id, account; empty = not routed).
 -- Returns { results, events }: results = per message {duplicate(0/1), customer, conversation, seq};
 -- events = {seq, channel name, kind, bytes} for the customer_merged / conversation_opened / queued events
--- the script made up itself. A message event is seq, customer and conversation prepended to the
+-- the script made up itself, and {0, channel, 'routing_record', record} for duplicates (not an event). A message event is seq, customer and conversation prepended to the
 -- caller's partial bytes, so the caller rebuilds it without Redis sending it back.
 -- A conversation that opens (or reopens) with a routing stub gets its RoutingRecord in the hash
 -- P..'routing' and a `queued` event in the same call: no conversation exists unrouted.
@@ -98,6 +98,13 @@ for _ = 1, n do
   if prev then
     local c, v, s = string.match(prev, '^(%S+) (%S+) (%d+)$')
     results[#results + 1] = { 1, c, v, tonumber(s) }
+    -- The first copy's answer may never have reached the broker: hand back the conversation's
+    -- routing record, so a conversation it opened is routed even then (the broker ignores
+    -- records of conversations it already has).
+    if route ~= '' then
+      local rec = redis.call('HGET', P .. 'routing', v)
+      if rec then events[#events + 1] = { 0, ch, 'routing_record', rec } end
+    end
   else
     -- Which customers do these identities already belong to? The oldest one survives.
     local seen, custs, owned = {}, {}, {}
