@@ -51,7 +51,9 @@ local function apply(conv, action, record, agent, flags, partial, rkey, okey, ov
       redis.call('HSET', P .. 'conv:' .. conv, 'state', 'closed', 'closed_ms', now)
     end
   end
-  local cust = redis.call('HGET', P .. 'conv:' .. conv, 'customer')
+  -- Only sticky routing and the recent list need the customer: most ops (offers) skip the read.
+  local cust = false
+  if agent ~= '' or flags ~= '' then cust = redis.call('HGET', P .. 'conv:' .. conv, 'customer') end
   if agent ~= '' and cust then
     redis.call('HSET', P .. 'cus:' .. cust, 'last_agent', agent, 'last_agent_ms', now)
   end
