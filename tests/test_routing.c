@@ -34,6 +34,9 @@ static const char *CONFIG =
     "    - name: billing\n"
     "      skills: billing\n"
     "      offer_timeout_ms: 400\n"
+    "    - name: aftercare\n"
+    "      offer_timeout_ms: 400\n"
+    "      wrap_up_ms: 1500\n"
     "    - name: closed\n"
     "      hours: never\n"
     "      after_hours: {action: reject, message: \"営業時間外です\"}\n"
@@ -41,6 +44,7 @@ static const char *CONFIG =
     "    - {name: account, queue: account, keywords: [\"パスワード\", \"ロックされ\", \"password\"]}\n"
     "    - {name: billing, queue: billing, keywords: [\"請求\", \"返金\"]}\n"
     "    - {name: night, queue: closed, keywords: [\"深夜\"]}\n"
+    "    - {name: care, queue: aftercare, keywords: [\"アフターケア\"]}\n"
     "    - {name: fraud, boost: true, priority_ms: 600000, keywords: [\"不正利用\"]}\n";
 
 static void setup(void) { h_setup_with_config(&H, CONFIG, NULL, NULL, NULL); }
@@ -1026,5 +1030,36 @@ Test(routing, a_new_connection_of_the_same_agent_gets_its_conversations_again)
     cr_assert_not_null(ok, "and it can close it");
     ra_free(ok);
     ra_close(&again);
+    omni_adapter_destroy(&chat);
+}
+
+Test(routing, wrap_up_holds_new_offers_until_it_ends)
+{
+    ra_t a;
+    h_ack_t k1, k2;
+    open_chat();
+    ra_open(&a, "wrapper");
+    ra_login(&a, NULL, 0, 0);
+    say("w-1", "chat:visitor-14", "アフターケアの相談", &k1);
+    ra_free(ra_take(&a, 5000));
+    Omni__V1__Close cl = OMNI__V1__CLOSE__INIT;
+    cl.conversation_id = k1.conversation_id;
+    ra_simple(&a, OMNI__V1__AGENT_ENVELOPE__BODY_CLOSE, &cl);
+    Omni__V1__AgentEnvelope *st = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_STATUS, 3000);
+    cr_assert_not_null(st, "closing starts the queue's wrap-up");
+    cr_assert_eq(st->status->state, OMNI__V1__AGENT_STATE__AGENT_STATE_WRAP_UP);
+    ra_free(st);
+    /* A conversation arriving during wrap-up waits; the offer comes once wrap-up is over. */
+    say("w-2", "chat:visitor-15", "アフターケアの続き", &k2);
+    cr_assert_null(ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_OFFER, 100), "no offer during wrap-up");
+    st = ra_expect(&a, OMNI__V1__AGENT_ENVELOPE__BODY_STATUS, 3000);
+    cr_assert_not_null(st);
+    cr_assert_eq(st->status->state, OMNI__V1__AGENT_STATE__AGENT_STATE_AVAILABLE);
+    cr_assert_str_eq(st->status->reason, "wrap_up_done");
+    ra_free(st);
+    Omni__V1__AgentEnvelope *as = ra_take(&a, 3000);
+    cr_assert_str_eq(as->assignment->conversation_id, k2.conversation_id);
+    ra_free(as);
+    ra_close(&a);
     omni_adapter_destroy(&chat);
 }
