@@ -1063,3 +1063,43 @@ Test(routing, wrap_up_holds_new_offers_until_it_ends)
     ra_close(&a);
     omni_adapter_destroy(&chat);
 }
+
+Test(routing, omnictl_agent_keeps_its_conversation_across_a_broker_kill9)
+{
+    h_ack_t ack;
+    open_chat();
+    const char *args[] = {"--id", "steady", "--heartbeat-ms", "200", NULL};
+    pid_t pid = h_agent_spawn(&H, "steady", args);
+    char out[16384];
+    const char *agents[] = {"agents", "--json", NULL};
+    for (int i = 0; i < 200; i++) { /* logged in once the broker lists it */
+        if (h_omnictl(&H, out, sizeof(out), agents) == 0 && strstr(out, "\"steady\""))
+            break;
+        omni_adapter_poll(chat, 10);
+    }
+    say("s9-1", "chat:visitor-16", "途中で切れませんように", &ack);
+    for (int i = 0; i < 300 && h_counter(&H, "assigned") < 1; i++)
+        omni_adapter_poll(chat, 10);
+    cr_assert_eq(h_counter(&H, "assigned"), 1);
+
+    cr_assert_eq(h_broker_stop(&H, SIGKILL), SIGKILL + 128);
+    h_broker_start(&H);
+    /* The client notices the new instance, logs in again holding the conversation, and the
+     * restarted broker gives it back: no requeue, no offer to anyone. */
+    int back = 0;
+    for (int i = 0; i < 300 && !back; i++) {
+        if (h_omnictl(&H, out, sizeof(out), agents) == 0 && strstr(out, ack.conversation_id))
+            back = 1;
+        else
+            omni_adapter_poll(chat, 20);
+    }
+    cr_assert(back, "the conversation is the agent's again: %s", out);
+    char kinds[512];
+    kinds_of(ack.conversation_id, kinds, sizeof(kinds));
+    cr_assert_str_eq(kinds, "conversation_opened queued message offered assigned assigned");
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    omni_adapter_destroy(&chat);
+}
