@@ -50,7 +50,7 @@ static const char *CONFIG =
 static void setup(void) { h_setup_with_config(&H, CONFIG, NULL, NULL, NULL); }
 static void teardown(void) { h_teardown(&H); }
 
-TestSuite(routing, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(routing, .init = setup, .fini = teardown, .timeout = 300);
 
 /* ---- a raw agent: one DEALER speaking AgentEnvelopes ---- */
 
@@ -798,7 +798,7 @@ static void check_fleet_stream(size_t n_conv, const char *victim_convs[], size_t
     h_events_free(ev, n);
 }
 
-Test(routing, twenty_agents_two_thousand_conversations_one_killed, .timeout = 300)
+Test(routing, twenty_agents_two_thousand_conversations_one_killed)
 {
     enum { N = 2000 };
     static const Omni__V1__Channel chans[4] = {OMNI__V1__CHANNEL__CHANNEL_CHAT, OMNI__V1__CHANNEL__CHANNEL_EMAIL,
