@@ -220,8 +220,10 @@ static void do_queues(control_t *c, const reply_to_t *to)
 {
     Omni__V1__ControlReply rep = OMNI__V1__CONTROL_REPLY__INIT;
     Omni__V1__QueuesReply q = OMNI__V1__QUEUES_REPLY__INIT;
-    if (!c->rt || routing_queues(c->rt, &q) != 0)
-        { reply_error(to, "unavailable", c->rt ? "out of memory" : "routing is off"); return; }
+    if (!c->rt || routing_queues(c->rt, &q) != 0) {
+        reply_error(to, "unavailable", c->rt ? "out of memory" : "routing is off");
+        return;
+    }
     rep.body_case = OMNI__V1__CONTROL_REPLY__BODY_QUEUES;
     rep.queues = &q;
     reply(to, &rep);
@@ -233,8 +235,10 @@ static void do_agents(control_t *c, const reply_to_t *to)
     Omni__V1__ControlReply rep = OMNI__V1__CONTROL_REPLY__INIT;
     Omni__V1__AgentsReply a = OMNI__V1__AGENTS_REPLY__INIT;
     void *mem = NULL;
-    if (!c->rt || routing_agents(c->rt, &a, &mem) != 0)
-        { reply_error(to, "unavailable", c->rt ? "out of memory" : "routing is off"); return; }
+    if (!c->rt || routing_agents(c->rt, &a, &mem) != 0) {
+        reply_error(to, "unavailable", c->rt ? "out of memory" : "routing is off");
+        return;
+    }
     rep.body_case = OMNI__V1__CONTROL_REPLY__BODY_AGENTS;
     rep.agents = &a;
     reply(to, &rep);

@@ -1363,10 +1363,14 @@ static void do_login(const req_t *r, const Omni__V1__Login *l)
     router_agent_cfg_t cfg;
     router_state_t want;
     const char *why = NULL;
-    if (login_cfg(rt, l, &cfg, &why) != 0 || state_of(l->state, &want) != 0)
-        { req_error(r, "bad_request", why ? why : "bad initial state"); return; }
-    if (r->agent && strcmp(r->agent, l->agent_id) != 0)
-        { req_error(r, "bad_request", "this connection is logged in as another agent; log out first"); return; }
+    if (login_cfg(rt, l, &cfg, &why) != 0 || state_of(l->state, &want) != 0) {
+        req_error(r, "bad_request", why ? why : "bad initial state");
+        return;
+    }
+    if (r->agent && strcmp(r->agent, l->agent_id) != 0) {
+        req_error(r, "bad_request", "this connection is logged in as another agent; log out first");
+        return;
+    }
     int exists = router_agent_exists(rt->router, l->agent_id), takeover = 0;
     router_agent_info_t info;
     if (exists && router_agent_info(rt->router, l->agent_id, &info) == 0 && info.state != ROUTER_OFFLINE) {
@@ -1374,15 +1378,19 @@ static void do_login(const req_t *r, const Omni__V1__Login *l)
         takeover = 1;
     } else {
         int rc = exists ? router_agent_update(rt->router, &cfg) : router_agent_add(rt->router, &cfg);
-        if (rc != 0)
-            { req_error(r, rc == OMNI_EFULL ? "full" : "bad_request",
-                             rc == OMNI_EFULL ? "the broker has max_agents agents" : "agent refused by the router"); return; }
+        if (rc != 0) {
+            req_error(r, rc == OMNI_EFULL ? "full" : "bad_request",
+                      rc == OMNI_EFULL ? "the broker has max_agents agents" : "agent refused by the router");
+            return;
+        }
         /* Away while reclaiming, so held conversations take their slots before new offers do. */
         router_agent_set_state(rt->router, l->agent_id, ROUTER_AWAY, rt->now_ms);
         remember_agent(rt, l);
     }
-    if (agents_bind(rt->agents, l->agent_id, r->to, rt->now_ms) != 0)
-        { req_error(r, "internal", "out of memory"); return; }
+    if (agents_bind(rt->agents, l->agent_id, r->to, rt->now_ms) != 0) {
+        req_error(r, "internal", "out of memory");
+        return;
+    }
     Omni__V1__LoginOk ok = OMNI__V1__LOGIN_OK__INIT;
     Omni__V1__AgentEnvelope env = OMNI__V1__AGENT_ENVELOPE__INIT;
     ok.agent_id = l->agent_id;
@@ -1427,10 +1435,14 @@ static void do_accept(const req_t *r, uint64_t offer_id)
 {
     routing_t *rt = r->rt;
     conv_t *c = offered_to(r, offer_id);
-    if (!c)
-        { req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)"); return; }
-    if (router_accept(rt->router, offer_id, rt->now_ms) != 0)
-        { req_error(r, "unknown_offer", "the offer is no longer open"); return; }
+    if (!c) {
+        req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)");
+        return;
+    }
+    if (router_accept(rt->router, offer_id, rt->now_ms) != 0) {
+        req_error(r, "unknown_offer", "the offer is no longer open");
+        return;
+    }
     conv_set_offer(rt, c, 0);
     snprintf(c->agent, sizeof(c->agent), "%s", r->agent);
     c->assigned_ms = rt->now_ms;
@@ -1447,8 +1459,10 @@ static void do_accept(const req_t *r, uint64_t offer_id)
     ev.kind_case = OMNI__V1__STREAM_EVENT__KIND_ASSIGNED;
     ev.assigned = &as;
     rop_t *o = persist(rt, c, "set", &ev);
-    if (!o)
-        { req_error(r, "internal", "out of memory"); return; }
+    if (!o) {
+        req_error(r, "internal", "out of memory");
+        return;
+    }
     snprintf(o->last_agent, sizeof(o->last_agent), "%s", r->agent);
     snprintf(o->agent, sizeof(o->agent), "%s", r->agent);
     o->flags = "h";
@@ -1462,8 +1476,10 @@ static void do_reject(const req_t *r, uint64_t offer_id)
 {
     routing_t *rt = r->rt;
     conv_t *c = offered_to(r, offer_id);
-    if (!c)
-        { req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)"); return; }
+    if (!c) {
+        req_error(r, "unknown_offer", "no such offer for this agent (expired, revoked or answered)");
+        return;
+    }
     conv_set_offer(rt, c, 0);
     ev_offer_ended(rt, c, r->agent, offer_id, "rejected");
     metrics_inc(M_OFFERS_REJECTED);
@@ -1480,16 +1496,24 @@ static conv_t *assigned_to(const req_t *r, const char *conversation_id)
 static void do_reply(const req_t *r, const Omni__V1__Reply *m)
 {
     conv_t *c = assigned_to(r, m->conversation_id);
-    if (!c)
-        { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
+    if (!c) {
+        req_error(r, "not_assigned", "the conversation is not assigned to this agent");
+        return;
+    }
     if (!m->text[0] || strlen(m->text) > r->rt->cfg->max_text_bytes || strlen(m->subject) > 998 ||
-        strlen(m->reply_id) > 128)
-        { req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject <= 998, reply_id <= 128"); return; }
+        strlen(m->reply_id) > 128) {
+        req_error(r, "bad_request", "text must be 1..max_text_bytes bytes, subject <= 998, reply_id <= 128");
+        return;
+    }
     int rc = reply_out(r->rt, c, r->agent, m->text, m->subject, m->reply_id, r->request_id);
-    if (rc == OMNI_EFULL)
-        { req_error(r, "no_adapter", "too many replies wait for their adapter; nothing was sent"); return; }
-    if (rc != 0)
-        { req_error(r, "internal", "out of memory"); return; }
+    if (rc == OMNI_EFULL) {
+        req_error(r, "no_adapter", "too many replies wait for their adapter; nothing was sent");
+        return;
+    }
+    if (rc != 0) {
+        req_error(r, "internal", "out of memory");
+        return;
+    }
 }
 
 static void do_close(const req_t *r, const Omni__V1__Close *m)
@@ -1497,10 +1521,14 @@ static void do_close(const req_t *r, const Omni__V1__Close *m)
     routing_t *rt = r->rt;
     conv_t *c = assigned_to(r, m->conversation_id);
     rop_t *o = NULL;
-    if (!c)
-        { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
-    if (strlen(m->disposition) > 256)
-        { req_error(r, "bad_request", "disposition is at most 256 bytes"); return; }
+    if (!c) {
+        req_error(r, "not_assigned", "the conversation is not assigned to this agent");
+        return;
+    }
+    if (strlen(m->disposition) > 256) {
+        req_error(r, "bad_request", "disposition is at most 256 bytes");
+        return;
+    }
     char id[ROUTER_ID_MAX];
     snprintf(id, sizeof(id), "%s", c->id);
     if ((o = conv_close(rt, c, r->agent, m->disposition)) != NULL) {
@@ -1515,14 +1543,20 @@ static void do_transfer(const req_t *r, const Omni__V1__Transfer *m)
 {
     routing_t *rt = r->rt;
     conv_t *c = assigned_to(r, m->conversation_id);
-    if (!c)
-        { req_error(r, "not_assigned", "the conversation is not assigned to this agent"); return; }
+    if (!c) {
+        req_error(r, "not_assigned", "the conversation is not assigned to this agent");
+        return;
+    }
     int queue = m->queue[0] ? router_queue_find(rt->router, m->queue) : c->queue;
-    if (queue < 0)
-        { req_error(r, "unknown_queue", "no such queue"); return; }
+    if (queue < 0) {
+        req_error(r, "unknown_queue", "no such queue");
+        return;
+    }
     const char *to_agent = m->agent_id[0] ? m->agent_id : NULL;
-    if (to_agent && (!router_agent_exists(rt->router, to_agent) || strcmp(to_agent, r->agent) == 0))
-        { req_error(r, "unknown_agent", "no such agent (or it is you)"); return; }
+    if (to_agent && (!router_agent_exists(rt->router, to_agent) || strcmp(to_agent, r->agent) == 0)) {
+        req_error(r, "unknown_agent", "no such agent (or it is you)");
+        return;
+    }
     if (!(rt->rc->queues[queue].rq.channels & (1u << rch(c->chnum)))) {
         req_error(r, "unknown_queue", "that queue does not take this conversation's channel");
         return;
@@ -1563,8 +1597,10 @@ static void do_set_state(const req_t *r, Omni__V1__AgentState s)
         agents_unbind(r->rt->agents, r->agent);
         { send_status(r, ROUTER_OFFLINE, "requested"); return; }
     }
-    if (state_of(s, &st) != 0)
-        { req_error(r, "bad_request", "unknown state"); return; }
+    if (state_of(s, &st) != 0) {
+        req_error(r, "bad_request", "unknown state");
+        return;
+    }
     router_agent_set_state(r->rt->router, r->agent, st, r->rt->now_ms);
     send_status(r, st, "requested");
 }
@@ -1573,10 +1609,14 @@ static void on_request(void *ctx, const char *agent, const reply_to_t *to, Omni_
 {
     routing_t *rt = ctx;
     req_t r = {rt, agent, to, env->request_id};
-    if (env->body_case == OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN && env->login)
-        { do_login(&r, env->login); return; }
-    if (!agent)
-        { req_error(&r, "not_logged_in", "log in first"); return; }
+    if (env->body_case == OMNI__V1__AGENT_ENVELOPE__BODY_LOGIN && env->login) {
+        do_login(&r, env->login);
+        return;
+    }
+    if (!agent) {
+        req_error(&r, "not_logged_in", "log in first");
+        return;
+    }
     switch (env->body_case) {
     case OMNI__V1__AGENT_ENVELOPE__BODY_ACCEPT: do_accept(&r, env->accept->offer_id); return;
     case OMNI__V1__AGENT_ENVELOPE__BODY_REJECT: do_reject(&r, env->reject->offer_id); return;
