@@ -190,8 +190,6 @@ void agents_unbind(agents_t *a, const char *agent_id)
     free(s);
 }
 
-int agents_online(const agents_t *a, const char *agent_id) { return strmap_get(&a->by_id, agent_id) != NULL; }
-
 int agents_send(agents_t *a, const char *agent_id, Omni__V1__AgentEnvelope *env)
 {
     session_t *s = strmap_get(&a->by_id, agent_id);
@@ -203,27 +201,29 @@ int agents_send(agents_t *a, const char *agent_id, Omni__V1__AgentEnvelope *env)
 
 void agents_expire(agents_t *a, int64_t now_ms, void (*fn)(void *ctx, const char *agent_id), void *ctx)
 {
+    enum { BATCH = 256 };
     const char *k;
     void *v;
-    char id[AGENTS_ID_MAX];
-    /* Collect first: fn may unbind, and the map must not change under the iteration. */
-    for (;;) {
-        int found = 0;
-        for (size_t i = 0; (i = strmap_next(&a->by_id, i, &k, &v)) != 0;) {
-            session_t *s = v;
-            if (now_ms - s->last_ms > a->timeout_ms) {
-                snprintf(id, sizeof(id), "%s", s->id);
-                found = 1;
-                break;
-            }
+    char (*ids)[AGENTS_ID_MAX] = NULL;
+    size_t n;
+    /* Collect a batch in one pass, then act: fn may unbind, and the map must not change under
+     * the iteration. A full batch means there may be more (a network blip drops many at once). */
+    do {
+        n = 0;
+        for (size_t i = 0; n < BATCH && (i = strmap_next(&a->by_id, i, &k, &v)) != 0;) {
+            const session_t *s = v;
+            if (now_ms - s->last_ms <= a->timeout_ms)
+                continue;
+            if (!ids && !(ids = malloc(BATCH * sizeof(*ids))))
+                return; /* next tick */
+            snprintf(ids[n++], AGENTS_ID_MAX, "%s", s->id);
         }
-        if (!found)
-            return;
-        LOG_INFO("agents: %s missed its heartbeats for %lld ms: offline", id, (long long)a->timeout_ms);
-        metrics_inc(M_AGENT_TIMEOUTS);
-        fn(ctx, id);
-        agents_unbind(a, id);
-    }
+        for (size_t i = 0; i < n; i++) {
+            LOG_INFO("agents: %s missed its heartbeats for %lld ms: offline", ids[i], (long long)a->timeout_ms);
+            metrics_inc(M_AGENT_TIMEOUTS);
+            fn(ctx, ids[i]);
+            agents_unbind(a, ids[i]);
+        }
+    } while (n == BATCH);
+    free(ids);
 }
-
-int64_t agents_timeout_ms(const agents_t *a) { return a->timeout_ms; }

@@ -33,7 +33,6 @@ void agents_frame(agents_t *a, const reply_to_t *to, const uint8_t *data, size_t
 /* Session of agent_id now speaks from `to` (a new login, or a reconnect from a new socket). */
 int agents_bind(agents_t *a, const char *agent_id, const reply_to_t *to, int64_t now_ms);
 void agents_unbind(agents_t *a, const char *agent_id);
-int agents_online(const agents_t *a, const char *agent_id);
 
 /* Sends env to the agent's session; OMNI_ENOTFOUND if it has none. */
 int agents_send(agents_t *a, const char *agent_id, Omni__V1__AgentEnvelope *env);
@@ -42,6 +41,5 @@ void agents_error(const reply_to_t *to, uint64_t request_id, const char *code, c
 
 /* Ends sessions silent for longer than the timeout: fn(ctx, agent_id) for each, then unbinds. */
 void agents_expire(agents_t *a, int64_t now_ms, void (*fn)(void *ctx, const char *agent_id), void *ctx);
-int64_t agents_timeout_ms(const agents_t *a);
 
 #endif
